@@ -1,0 +1,39 @@
+# coord: see README.md. Every target runs from a fresh clone.
+GO      ?= go
+PKGS    ?= ./...
+BIN     ?= bin/coord-agent
+RUN_ARGS ?=
+
+.PHONY: all build run test test-short bench lint fmt vet clean
+
+all: lint test
+
+build:
+	$(GO) build -o $(BIN) ./cmd/coord-agent
+
+# The sidecar on an embedded nats-server (data under ~/.local/share/coord).
+run: build
+	./$(BIN) serve $(RUN_ARGS)
+
+# The whole suite, under the race detector, against real embedded servers.
+test:
+	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+test-short:
+	$(GO) test -race -short -count=1 $(PKGS)
+
+# Benchmarks beside the raw JetStream floors they are built from.
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 2s -count 1 ./coord/ ./kvstore/
+
+lint: vet
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet $(PKGS)
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+clean:
+	rm -rf bin

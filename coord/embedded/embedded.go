@@ -1,0 +1,74 @@
+// Package embedded builds and starts an in-process nats-server with
+// JetStream. The sidecar's default server and the test harness (testenv) are
+// both built from Options, so tests run against the server users run.
+package embedded
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// Config is what varies between an embedded server for a user and one for a test.
+type Config struct {
+	// StoreDir is where JetStream keeps its files. Required.
+	StoreDir string
+	// Host and Port are the client listener; Port -1 picks a free port.
+	Host string
+	Port int
+	// DontListen serves only in-process connections (no socket).
+	DontListen bool
+	// ServerName names the server (required in a cluster).
+	ServerName string
+	// SyncAlways makes JetStream fsync every write before acknowledging it.
+	SyncAlways bool
+	// Logger, when set, receives the server's log lines.
+	Logger server.Logger
+	// Debug and Trace turn on the server's verbose logging (with Logger).
+	Debug, Trace bool
+}
+
+// Options returns nats-server options for cfg: JetStream on, file store in
+// cfg.StoreDir, no signal handlers (the host process owns them).
+func Options(cfg Config) (*server.Options, error) {
+	if cfg.StoreDir == "" {
+		return nil, errors.New("embedded: StoreDir is required")
+	}
+	host := cfg.Host
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	opts := &server.Options{
+		ServerName: cfg.ServerName,
+		Host:       host,
+		Port:       cfg.Port,
+		DontListen: cfg.DontListen,
+		JetStream:  true,
+		StoreDir:   cfg.StoreDir,
+		NoSigs:     true,
+		NoLog:      cfg.Logger == nil,
+		Debug:      cfg.Debug,
+		Trace:      cfg.Trace,
+		SyncAlways: cfg.SyncAlways,
+	}
+	return opts, nil
+}
+
+// Start starts a server from opts and waits until it accepts connections.
+func Start(opts *server.Options, logger server.Logger) (*server.Server, error) {
+	s, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("embedded: %w", err)
+	}
+	if logger != nil {
+		s.SetLoggerV2(logger, opts.Debug, opts.Trace, false)
+	}
+	s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		s.Shutdown()
+		return nil, errors.New("embedded: server not ready for connections within 10s")
+	}
+	return s, nil
+}

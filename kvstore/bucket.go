@@ -1,0 +1,324 @@
+package kvstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Op says what a revision of a key is.
+type Op uint8
+
+const (
+	// OpPut is a live value.
+	OpPut Op = iota
+	// OpDelete is a delete marker (kvstore's Delete, or nats kv del).
+	OpDelete
+	// OpPurge is a purge marker (nats kv purge).
+	OpPurge
+	// OpExpire is the server's marker for a value whose TTL ran out.
+	OpExpire
+)
+
+func (o Op) String() string {
+	switch o {
+	case OpPut:
+		return "put"
+	case OpDelete:
+		return "delete"
+	case OpPurge:
+		return "purge"
+	case OpExpire:
+		return "expire"
+	}
+	return "op(" + strconv.Itoa(int(o)) + ")"
+}
+
+// Entry is one revision of a key.
+type Entry struct {
+	Key      string
+	Value    []byte
+	Revision uint64
+	Created  time.Time
+	Op       Op
+	// TTL is the per-message TTL the revision was written with (0: none).
+	TTL time.Duration
+}
+
+// Live reports whether the entry holds a value (not a marker).
+func (e Entry) Live() bool { return e.Op == OpPut }
+
+// Header names kvstore reads and writes (the same ones nats.go's KV uses).
+const (
+	hdrKVOp         = "KV-Operation"
+	hdrMarkerReason = "Nats-Marker-Reason"
+	hdrTTL          = "Nats-TTL"
+	kvDel           = "DEL"
+	kvPurge         = "PURGE"
+)
+
+// Bucket is a JetStream KV bucket with the operations coord needs and nats.go
+// lacks: create and revision-checked update with a per-key TTL, revision-checked
+// delete that leaves an expiring marker, and reads from the stream leader.
+// It is safe for concurrent use.
+type Bucket struct {
+	js      jetstream.JetStream
+	nc      *nats.Conn
+	kv      jetstream.KeyValue
+	name    string
+	stream  string
+	prefix  string // "$KV.<bucket>."
+	getSubj string // "$JS.API.STREAM.MSG.GET.KV_<bucket>"
+	// MarkerTTL is how long delete markers written by Delete live.
+	markerTTL time.Duration
+}
+
+// Name is the bucket's name.
+func (b *Bucket) Name() string { return b.name }
+
+// Stream is the name of the bucket's stream.
+func (b *Bucket) Stream() string { return b.stream }
+
+// KeyValue is the nats.go view of the bucket.
+func (b *Bucket) KeyValue() jetstream.KeyValue { return b.kv }
+
+func (b *Bucket) subject(key string) (string, error) {
+	if !validKey(key) {
+		return "", fmt.Errorf("%w: %q", ErrInvalidKey, key)
+	}
+	return b.prefix + key, nil
+}
+
+// validKey accepts what nats.go's KV accepts for a concrete key.
+func validKey(key string) bool {
+	if key == "" || key[0] == '.' || key[len(key)-1] == '.' {
+		return false
+	}
+	for i := 0; i < len(key); i++ {
+		c := key[i]
+		switch {
+		case c == '.':
+			if key[i-1] == '.' {
+				return false
+			}
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9',
+			c == '-', c == '_', c == '/', c == '=':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func (b *Bucket) publish(ctx context.Context, key string, value []byte, hdr nats.Header, expect uint64, check bool, ttl time.Duration) (uint64, error) {
+	subj, err := b.subject(key)
+	if err != nil {
+		return 0, err
+	}
+	m := &nats.Msg{Subject: subj, Data: value, Header: hdr}
+	var opts []jetstream.PublishOpt
+	if check {
+		opts = append(opts, jetstream.WithExpectLastSequencePerSubject(expect))
+	}
+	if ttl > 0 {
+		opts = append(opts, jetstream.WithMsgTTL(roundTTL(ttl)))
+	}
+	ack, err := b.js.PublishMsg(ctx, m, opts...)
+	if err != nil {
+		return 0, mapError(err)
+	}
+	return ack.Sequence, nil
+}
+
+// roundTTL rounds a TTL up to whole seconds, the server's resolution.
+func roundTTL(d time.Duration) time.Duration {
+	if r := d % time.Second; r != 0 {
+		d += time.Second - r
+	}
+	return d
+}
+
+// Put writes value unconditionally, with a TTL when ttl > 0.
+func (b *Bucket) Put(ctx context.Context, key string, value []byte, ttl time.Duration) (uint64, error) {
+	return b.publish(ctx, key, value, nil, 0, false, ttl)
+}
+
+// Create writes value only if the key has no live value, with a TTL when
+// ttl > 0. If the key is live it returns an *ExistsError holding the value.
+func (b *Bucket) Create(ctx context.Context, key string, value []byte, ttl time.Duration) (uint64, error) {
+	return b.CreateAfter(ctx, key, value, ttl, 0)
+}
+
+// CreateAfter is Create with a hint: the revision of the key's latest marker
+// (0 for none). When the hint is right it costs one round trip; when it is
+// stale it falls back to reading the key from the stream leader.
+func (b *Bucket) CreateAfter(ctx context.Context, key string, value []byte, ttl time.Duration, after uint64) (uint64, error) {
+	expect := after
+	for attempt := 0; ; attempt++ {
+		rev, err := b.publish(ctx, key, value, nil, expect, true, ttl)
+		if !errors.Is(err, ErrRevisionMismatch) || attempt == 8 {
+			return rev, err
+		}
+		e, err := b.Last(ctx, key)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			expect = 0
+		case err != nil:
+			return 0, err
+		case e.Live():
+			return 0, &ExistsError{Entry: e}
+		default:
+			expect = e.Revision
+		}
+	}
+}
+
+// Update replaces the value at revision rev, setting a fresh TTL when
+// ttl > 0 (nats.go's KeyValue.Update cannot: a key updated with it loses its
+// TTL). It returns ErrRevisionMismatch if the key has moved on.
+func (b *Bucket) Update(ctx context.Context, key string, value []byte, rev uint64, ttl time.Duration) (uint64, error) {
+	return b.publish(ctx, key, value, nil, rev, true, ttl)
+}
+
+// Delete writes a delete marker if the key is at revision rev (any revision
+// when rev is 0). The marker itself expires after the bucket's marker TTL, so
+// keys that come and go do not grow the stream. It returns the marker's
+// revision, which a later CreateAfter can use.
+func (b *Bucket) Delete(ctx context.Context, key string, rev uint64) (uint64, error) {
+	hdr := nats.Header{hdrKVOp: []string{kvDel}}
+	return b.publish(ctx, key, nil, hdr, rev, rev != 0, b.markerTTL)
+}
+
+// Last reads the key's latest revision from the stream leader, markers
+// included. It returns ErrNotFound only when the stream holds nothing for the
+// key. Reads go to the leader (not a direct get from a possibly lagging
+// replica), so a value just acknowledged is seen.
+func (b *Bucket) Last(ctx context.Context, key string) (Entry, error) {
+	subj, err := b.subject(key)
+	if err != nil {
+		return Entry{}, err
+	}
+	return b.getMsg(ctx, msgGetRequest{LastFor: subj})
+}
+
+// Get reads the key's live value from the stream leader; a key that was
+// deleted, purged or expired gives ErrNotFound.
+func (b *Bucket) Get(ctx context.Context, key string) (Entry, error) {
+	e, err := b.Last(ctx, key)
+	if err != nil {
+		return Entry{}, err
+	}
+	if !e.Live() {
+		return e, fmt.Errorf("%w: %q (%s at revision %d)", ErrNotFound, key, e.Op, e.Revision)
+	}
+	return e, nil
+}
+
+// Next returns the first revision at or after sequence from whose key matches
+// filter (wildcards allowed), markers included.
+func (b *Bucket) Next(ctx context.Context, filter string, from uint64) (Entry, error) {
+	if from == 0 {
+		from = 1
+	}
+	return b.getMsg(ctx, msgGetRequest{Seq: from, NextFor: b.prefix + filter})
+}
+
+type msgGetRequest struct {
+	Seq     uint64 `json:"seq,omitempty"`
+	LastFor string `json:"last_by_subj,omitempty"`
+	NextFor string `json:"next_by_subj,omitempty"`
+}
+
+type msgGetResponse struct {
+	Type  string              `json:"type"`
+	Error *jetstream.APIError `json:"error,omitempty"`
+	Msg   *struct {
+		Subject  string    `json:"subject"`
+		Sequence uint64    `json:"seq"`
+		Header   []byte    `json:"hdrs,omitempty"`
+		Data     []byte    `json:"data,omitempty"`
+		Time     time.Time `json:"time"`
+	} `json:"message,omitempty"`
+}
+
+func (b *Bucket) getMsg(ctx context.Context, req msgGetRequest) (Entry, error) {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return Entry{}, err
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+	}
+	reply, err := b.nc.RequestWithContext(ctx, b.getSubj, body)
+	if err != nil {
+		return Entry{}, mapError(err)
+	}
+	var resp msgGetResponse
+	if err := json.Unmarshal(reply.Data, &resp); err != nil {
+		return Entry{}, fmt.Errorf("kvstore: decoding message get response: %w", err)
+	}
+	if resp.Error != nil {
+		return Entry{}, mapError(resp.Error)
+	}
+	if resp.Msg == nil {
+		return Entry{}, fmt.Errorf("kvstore: empty message get response from %s", b.stream)
+	}
+	e := Entry{
+		Key:      strings.TrimPrefix(resp.Msg.Subject, b.prefix),
+		Value:    resp.Msg.Data,
+		Revision: resp.Msg.Sequence,
+		Created:  resp.Msg.Time,
+	}
+	if len(resp.Msg.Header) > 0 {
+		hdr, err := nats.DecodeHeadersMsg(resp.Msg.Header)
+		if err != nil {
+			return Entry{}, fmt.Errorf("kvstore: decoding headers of %q: %w", e.Key, err)
+		}
+		e.Op, e.TTL = classify(hdr)
+	}
+	return e, nil
+}
+
+// classify reads a revision's operation and TTL from its headers.
+func classify(hdr nats.Header) (Op, time.Duration) {
+	var ttl time.Duration
+	if v := hdr.Get(hdrTTL); v != "" {
+		ttl = parseTTL(v)
+	}
+	switch hdr.Get(hdrKVOp) {
+	case kvDel:
+		return OpDelete, ttl
+	case kvPurge:
+		return OpPurge, ttl
+	}
+	switch hdr.Get(hdrMarkerReason) {
+	case "":
+	case "MaxAge":
+		return OpExpire, ttl
+	case "Remove":
+		return OpDelete, ttl
+	default:
+		return OpPurge, ttl
+	}
+	return OpPut, ttl
+}
+
+// parseTTL reads a Nats-TTL header: a Go duration or a number of seconds.
+func parseTTL(v string) time.Duration {
+	if d, err := time.ParseDuration(v); err == nil {
+		return d
+	}
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		return time.Duration(n) * time.Second
+	}
+	return 0
+}

@@ -1,0 +1,118 @@
+package kvstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Watcher delivers the revisions of the keys matching its filters: first
+// the latest revision of each (ending with a zero Entry whose Key is "" and
+// Initial is true), then every change as it happens. Close stops it.
+type Watcher struct {
+	kw jetstream.KeyWatcher
+}
+
+// Event is one item from a Watcher.
+type Event struct {
+	Entry
+	// InitialDone marks the end of the initial values; the Entry is empty.
+	InitialDone bool
+}
+
+// WatchOption adjusts a watch.
+type WatchOption = jetstream.WatchOpt
+
+// UpdatesOnly skips the initial values (no InitialDone event is sent).
+func UpdatesOnly() WatchOption { return jetstream.UpdatesOnly() }
+
+// IgnoreDeletes leaves markers out of the initial values and the updates.
+func IgnoreDeletes() WatchOption { return jetstream.IgnoreDeletes() }
+
+// Watch starts watching keys matching filters (NATS wildcards allowed).
+// The caller must drain Updates promptly: the server's delivery to this
+// watcher stalls while its buffer is full.
+func (b *Bucket) Watch(ctx context.Context, filters []string, opts ...WatchOption) (*Watcher, error) {
+	// nats.go rewrites the slice it is given: pass a copy.
+	keys := append([]string(nil), filters...)
+	kw, err := b.kv.WatchFiltered(ctx, keys, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("kvstore: watching %s %v: %w", b.name, filters, mapError(err))
+	}
+	return &Watcher{kw: kw}, nil
+}
+
+// Next blocks for the next event. ok is false when the watcher was stopped
+// or its context ended.
+func (w *Watcher) Next(ctx context.Context) (ev Event, ok bool) {
+	select {
+	case <-ctx.Done():
+		return Event{}, false
+	case e, open := <-w.kw.Updates():
+		if !open {
+			return Event{}, false
+		}
+		return convert(e), true
+	}
+}
+
+// C returns the raw channel of nats.go entries (nil marks InitialDone);
+// Convert turns each into an Event. For select loops that multiplex.
+func (w *Watcher) C() <-chan jetstream.KeyValueEntry { return w.kw.Updates() }
+
+// Convert turns a nats.go watch entry into an Event.
+func Convert(e jetstream.KeyValueEntry) Event { return convert(e) }
+
+func convert(e jetstream.KeyValueEntry) Event {
+	if e == nil {
+		return Event{InitialDone: true}
+	}
+	ev := Event{Entry: Entry{Key: e.Key(), Value: e.Value(), Revision: e.Revision(), Created: e.Created()}}
+	switch e.Operation() {
+	case jetstream.KeyValueDelete:
+		ev.Op = OpDelete
+	case jetstream.KeyValuePurge:
+		// nats.go reports both purges and TTL expiries as purges; kvstore's
+		// own deletes are delete markers, so a purge with no value is an
+		// expiry or an operator's purge.
+		ev.Op = OpPurge
+	}
+	return ev
+}
+
+// Stop ends the watch; Next then returns ok == false.
+func (w *Watcher) Stop() error {
+	err := w.kw.Stop()
+	if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return err
+	}
+	return nil
+}
+
+// List returns the live values of every key matching filter, in one pass
+// over the stream (a watch read to its initial-values marker), not one round
+// trip per key.
+func (b *Bucket) List(ctx context.Context, filter string) ([]Entry, error) {
+	w, err := b.Watch(ctx, []string{filter}, IgnoreDeletes())
+	if err != nil {
+		return nil, err
+	}
+	defer w.Stop()
+	var out []Entry
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case e, open := <-w.kw.Updates():
+			if !open {
+				return nil, fmt.Errorf("kvstore: listing %s %s: %w", b.name, filter, ErrUnavailable)
+			}
+			if e == nil {
+				return out, nil
+			}
+			out = append(out, convert(e).Entry)
+		}
+	}
+}
