@@ -307,6 +307,7 @@ func (c *Client) hold(key string, rev uint64, rec claimRecord, sent time.Time) *
 		rec:      rec,
 		deadline: sent.Add(rec.ttl()),
 		lost:     make(chan struct{}),
+		index:    -1,
 	}
 	if rec.Token == 0 {
 		l.rec.Token = rev

@@ -290,6 +290,7 @@ func (q *waitQueue) wait(ctx context.Context, key, clean string, o claimOptions)
 			// it fails and the loop sees the free key.
 			flagged := cur
 			flagged.Waiters = true
+			flagged.Token = cur.token(e.Revision)
 			left := time.Until(e.Created.Add(cur.ttl()))
 			if _, err := c.claims.Update(ctx, key, flagged.encode(), e.Revision, max(roundUpSecond(left), time.Second)); err != nil && !errors.Is(err, kvstore.ErrRevisionMismatch) {
 				return nil, wrapNATS(err)

@@ -1,0 +1,205 @@
+package coord
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/cogos-dev/coord/kvstore"
+	"github.com/cogos-dev/coord/subjects"
+)
+
+// ClaimEventType says what happened to a claim.
+type ClaimEventType int
+
+const (
+	// ClaimGranted: a path was claimed (created, or handed to a waiter or a
+	// handoff's recipient: a new holder with a new token).
+	ClaimGranted ClaimEventType = iota + 1
+	// ClaimRenewed: the holder renewed its lease (or a waiter flagged it).
+	ClaimRenewed
+	// ClaimReleased: the holder released the claim.
+	ClaimReleased
+	// ClaimExpired: the lease ran out (the holder stopped renewing), or an
+	// operator purged the key.
+	ClaimExpired
+)
+
+func (t ClaimEventType) String() string {
+	switch t {
+	case ClaimGranted:
+		return "granted"
+	case ClaimRenewed:
+		return "renewed"
+	case ClaimReleased:
+		return "released"
+	case ClaimExpired:
+		return "expired"
+	}
+	return fmt.Sprintf("ClaimEventType(%d)", int(t))
+}
+
+// ClaimEvent is one change to a claim.
+type ClaimEvent struct {
+	Type ClaimEventType
+	Path string
+	// Claim is the claim after a grant or renewal, and the last one seen
+	// before a release or expiry (zero if the watch never saw it live).
+	Claim    Claim
+	Revision uint64
+	Time     time.Time
+}
+
+// ClaimWatch delivers claim events until its context ends or Stop is
+// called; then C is closed and Err says why.
+type ClaimWatch struct {
+	c    chan ClaimEvent
+	stop context.CancelFunc
+	done chan struct{}
+	mu   sync.Mutex
+	err  error
+}
+
+// C is the channel of events, closed at the end.
+func (w *ClaimWatch) C() <-chan ClaimEvent { return w.c }
+
+// Err says why C was closed: the context's error, ErrClosed, or a
+// connection failure.
+func (w *ClaimWatch) Err() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
+// Stop ends the watch and waits for it to finish.
+func (w *ClaimWatch) Stop() {
+	w.stop()
+	<-w.done
+}
+
+// Watch reports changes to the claims on the given paths and everything
+// under them (all of the namespace when no path is given), from now on.
+// Watchers on a busy path may skip superseded renewals: they see the latest
+// state, not every step. Values that do not parse are logged and skipped.
+func (c *Client) Watch(ctx context.Context, paths ...string) (*ClaimWatch, error) {
+	var filters []string
+	if len(paths) == 0 {
+		f, err := subjects.ClaimFilter(c.opts.namespace)
+		if err != nil {
+			return nil, err
+		}
+		filters = []string{f}
+	}
+	for _, p := range paths {
+		key, _, err := c.claimKey(p)
+		if err != nil {
+			return nil, err
+		}
+		filters = append(filters, key, key+".>")
+	}
+	wctx, stop := context.WithCancel(ctx)
+	kw, err := c.claims.Watch(wctx, filters)
+	if err != nil {
+		stop()
+		return nil, wrapNATS(err)
+	}
+	w := &ClaimWatch{c: make(chan ClaimEvent, 64), stop: stop, done: make(chan struct{})}
+	if !c.goTracked(func(cctx context.Context) { c.runWatch(wctx, cctx, kw, w) }) {
+		stop()
+		_ = kw.Stop()
+		return nil, ErrClosed
+	}
+	return w, nil
+}
+
+func (c *Client) runWatch(ctx, clientCtx context.Context, kw *kvstore.Watcher, w *ClaimWatch) {
+	defer close(w.done)
+	defer close(w.c)
+	defer kw.Stop()
+	end := func(err error) {
+		w.mu.Lock()
+		w.err = err
+		w.mu.Unlock()
+	}
+	// live remembers the last claim seen on each key, so that the server's
+	// expiry of an already-released key's marker is not reported as an
+	// expiry, and releases can say what was released.
+	live := make(map[string]Claim)
+	synced := false
+	for {
+		var (
+			e    kvstore.Event
+			open bool
+		)
+		select {
+		case <-ctx.Done():
+			end(ctx.Err())
+			return
+		case <-clientCtx.Done():
+			end(ErrClosed)
+			return
+		case raw, ok := <-kw.C():
+			e, open = kvstore.Convert(raw), ok
+		}
+		if !open {
+			end(fmt.Errorf("%w: claim watch ended by the server or connection", ErrUnavailable))
+			return
+		}
+		if e.InitialDone {
+			synced = true
+			continue
+		}
+		ev, ok := c.claimEvent(live, e)
+		if !ok || !synced {
+			continue
+		}
+		select {
+		case w.c <- ev:
+		case <-ctx.Done():
+			end(ctx.Err())
+			return
+		case <-clientCtx.Done():
+			end(ErrClosed)
+			return
+		}
+	}
+}
+
+// claimEvent turns a KV change into a claim event, updating live.
+func (c *Client) claimEvent(live map[string]Claim, e kvstore.Event) (ClaimEvent, bool) {
+	_, path, err := subjects.ParseClaimKey(e.Key)
+	if err != nil {
+		c.log.Warn().Err(err).Str("key", e.Key).Msg("skipping claim event with an unreadable key")
+		return ClaimEvent{}, false
+	}
+	ev := ClaimEvent{Path: path, Revision: e.Revision, Time: e.Created}
+	if e.Op != kvstore.OpPut {
+		prev, was := live[e.Key]
+		if !was {
+			return ClaimEvent{}, false // marker of a key already gone
+		}
+		delete(live, e.Key)
+		ev.Claim = prev
+		ev.Type = ClaimReleased
+		if e.Op != kvstore.OpDelete {
+			ev.Type = ClaimExpired
+		}
+		return ev, true
+	}
+	rec, err := decodeClaim(e.Key, e.Value)
+	if err != nil {
+		c.log.Warn().Err(err).Str("key", e.Key).Msg("skipping unreadable claim")
+		return ClaimEvent{}, false
+	}
+	rec.Path = path
+	cl := c.claimFromRecord(rec, e.Entry)
+	prev, was := live[e.Key]
+	live[e.Key] = cl
+	ev.Claim = cl
+	ev.Type = ClaimGranted
+	if was && prev.Token == cl.Token {
+		ev.Type = ClaimRenewed
+	}
+	return ev, true
+}
