@@ -256,7 +256,7 @@ func (c *Client) tryAcquire(ctx context.Context, key, clean string, o claimOptio
 			return nil, derr
 		}
 		if cur.Agent != c.opts.agent {
-			return nil, &ClaimedError{Path: clean, Owner: cur.Agent, Claim: c.claimFromRecord(cur, exists.Entry)}
+			return nil, &ClaimedError{Path: clean, Owner: cur.Agent, Claim: c.claimFromRecord(cur, exists.Entry), entry: exists.Entry}
 		}
 		// Re-claim by the holding agent renews the existing lease.
 		cl, err := c.reclaim(ctx, key, exists.Entry, cur, o)
@@ -346,7 +346,7 @@ func (c *Client) Release(ctx context.Context, cl *Claim) error {
 	l.mu.Lock()
 	rev, rec := l.rev, l.rec
 	l.mu.Unlock()
-	err := c.passOn(ctx, l.key, rev, rec)
+	err := c.passOn(ctx, l.key, rev, rec, passOptions{next: l.takeSuccessor(ctx)})
 	l.finish(errReleased)
 	return err
 }
@@ -362,7 +362,7 @@ func (c *Client) releaseGone(ctx context.Context, l *lease) error {
 		return wrapNATS(err)
 	}
 	if rec, derr := decodeClaim(l.key, e.Value); derr == nil && rec.Lease == l.leaseID() {
-		return c.passOn(ctx, l.key, e.Revision, rec)
+		return c.passOn(ctx, l.key, e.Revision, rec, passOptions{})
 	}
 	return fmt.Errorf("%w: %s was lost (%v) and is held by another lease now", ErrNotOwner, l.rec.Path, l.Err())
 }
@@ -398,7 +398,7 @@ func (c *Client) ReleasePath(ctx context.Context, path string) error {
 		if rec.Agent != c.opts.agent {
 			return fmt.Errorf("%w: %s is held by %s", ErrNotOwner, rec.Path, rec.Agent)
 		}
-		err = c.passOn(ctx, key, e.Revision, rec)
+		err = c.passOn(ctx, key, e.Revision, rec, passOptions{})
 		if errors.Is(err, ErrNotOwner) {
 			continue // it changed hands under us: look again
 		}
@@ -543,7 +543,8 @@ type lease struct {
 	err      error
 	stopped  bool
 	lost     chan struct{}
-	renewing bool
+	// successor is the next waiter, looked up ahead of the release.
+	successor chan waiterRef
 }
 
 func (l *lease) leaseID() string {

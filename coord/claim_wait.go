@@ -62,7 +62,8 @@ func (c *Client) Acquire(ctx context.Context, path string, opts ...ClaimOption) 
 		return nil, err
 	}
 	cl, err := c.tryAcquire(ctx, key, clean, o)
-	if !errors.Is(err, ErrClaimed) {
+	var ce *ClaimedError
+	if !errors.As(err, &ce) {
 		return cl, err
 	}
 	unlock, err := c.queue.lockKey(ctx, key)
@@ -70,7 +71,7 @@ func (c *Client) Acquire(ctx context.Context, path string, opts ...ClaimOption) 
 		return nil, waitErr(err, clean)
 	}
 	defer unlock()
-	return c.queue.wait(ctx, key, clean, o)
+	return c.queue.wait(ctx, key, clean, o, ce.entry)
 }
 
 func waitErr(err error, path string) error {
@@ -87,13 +88,13 @@ type waitQueue struct {
 
 	mu     sync.Mutex
 	w      *kvstore.Watcher
-	waits  map[string]chan struct{} // waiter key -> wake-up
+	waits  map[string]chan wakeup   // waiter key -> wake-up
 	locks  map[string]chan struct{} // claim key -> local turn (one wait per key per client)
 	closed bool
 }
 
 func newWaitQueue(c *Client) *waitQueue {
-	return &waitQueue{c: c, waits: make(map[string]chan struct{}), locks: make(map[string]chan struct{})}
+	return &waitQueue{c: c, waits: make(map[string]chan wakeup), locks: make(map[string]chan struct{})}
 }
 
 // lockKey serializes this client's waits on one claim key (they share one
@@ -164,20 +165,39 @@ func (q *waitQueue) dispatch(ctx context.Context, w *kvstore.Watcher) {
 		if ev.InitialDone || ev.Op == kvstore.OpPut {
 			continue
 		}
+		var wu wakeup
+		if ev.Op == kvstore.OpDelete && len(ev.Value) > 0 {
+			if err := json.Unmarshal(ev.Value, &wu); err != nil {
+				q.c.log.Warn().Err(err).Str("key", ev.Key).Msg("unreadable grant note; re-reading the claim")
+				wu = wakeup{}
+			}
+		}
 		q.mu.Lock()
 		ch := q.waits[ev.Key]
 		q.mu.Unlock()
 		if ch != nil {
 			select {
-			case ch <- struct{}{}:
+			case ch <- wu:
 			default:
+				// A wake-up is pending already; a grant must not be lost,
+				// so replace a plain one with it.
+				if wu.Revision != 0 {
+					select {
+					case <-ch:
+					default:
+					}
+					select {
+					case ch <- wu:
+					default:
+					}
+				}
 			}
 		}
 	}
 }
 
-func (q *waitQueue) register(wkey string) chan struct{} {
-	ch := make(chan struct{}, 1)
+func (q *waitQueue) register(wkey string) chan wakeup {
+	ch := make(chan wakeup, 1)
 	q.mu.Lock()
 	q.waits[wkey] = ch
 	q.mu.Unlock()
@@ -202,7 +222,8 @@ func (q *waitQueue) stop() {
 }
 
 // wait is the blocked part of Acquire.
-func (q *waitQueue) wait(ctx context.Context, key, clean string, o claimOptions) (cl *Claim, err error) {
+// seen is the claim's revision as the failed try read it (Revision 0: none).
+func (q *waitQueue) wait(ctx context.Context, key, clean string, o claimOptions, seen kvstore.Entry) (cl *Claim, err error) {
 	c := q.c
 	if err := q.ensureWatch(ctx); err != nil {
 		return nil, err
@@ -236,7 +257,7 @@ func (q *waitQueue) wait(ctx context.Context, key, clean string, o claimOptions)
 		}
 		if e, gerr := c.claims.Get(cctx, key); gerr == nil {
 			if rec, derr := decodeClaim(key, e.Value); derr == nil && rec.Lease == wrec.Lease {
-				if perr := c.passOn(cctx, key, e.Revision, rec, true); perr != nil {
+				if perr := c.passOn(cctx, key, e.Revision, rec, passOptions{behalf: true}); perr != nil {
 					c.log.Warn().Err(perr).Str("path", clean).Msg("could not pass on a claim granted after the wait ended")
 				}
 			}
@@ -250,8 +271,13 @@ func (q *waitQueue) wait(ctx context.Context, key, clean string, o claimOptions)
 	defer renew.Stop()
 
 	for {
-		// Granted while we were away? (cheap check first: one read)
-		e, err := c.claims.Last(ctx, key)
+		// Where does the claim stand? (Granted to us while we were away?)
+		e := seen
+		seen = kvstore.Entry{}
+		err := error(nil)
+		if e.Revision == 0 {
+			e, err = c.claims.Last(ctx, key)
+		}
 		if err != nil && !errors.Is(err, kvstore.ErrNotFound) {
 			return nil, wrapNATS(err)
 		}
@@ -291,9 +317,15 @@ func (q *waitQueue) wait(ctx context.Context, key, clean string, o claimOptions)
 			flagged := cur
 			flagged.Waiters = true
 			flagged.Token = cur.token(e.Revision)
-			left := time.Until(e.Created.Add(cur.ttl()))
-			if _, err := c.claims.Update(ctx, key, flagged.encode(), e.Revision, max(roundUpSecond(left), time.Second)); err != nil && !errors.Is(err, kvstore.ErrRevisionMismatch) {
+			left := max(roundUpSecond(time.Until(e.Created.Add(cur.ttl()))), time.Second)
+			rev, err := c.claims.Update(ctx, key, flagged.encode(), e.Revision, left)
+			if err != nil && !errors.Is(err, kvstore.ErrRevisionMismatch) {
 				return nil, wrapNATS(err)
+			}
+			if err == nil {
+				// We know where it stands now: no need to read it again.
+				// (Created stays the holder's, so expiry is not pushed out.)
+				seen = kvstore.Entry{Key: key, Value: flagged.encode(), Revision: rev, Created: e.Created}
 			}
 			continue
 		}
@@ -308,8 +340,20 @@ func (q *waitQueue) wait(ctx context.Context, key, clean string, o claimOptions)
 				return nil, ctx.Err()
 			case <-c.ctx.Done():
 				return nil, ErrClosed
-			case <-wake:
+			case wu := <-wake:
 				wrev = 0 // the releaser deleted our key
+				if wu.Revision != 0 && wu.Lease == wrec.Lease {
+					// The note on the delete is our grant: the claim was
+					// written over to our lease at wu.Revision.
+					rec := claimRecord{
+						Path: clean, Agent: wrec.Agent, Reason: wrec.Reason,
+						ClaimedAt: wu.ClaimedAt, TTLSeconds: wrec.TTLSeconds,
+						Client: c.id, Lease: wrec.Lease, Waiters: true,
+					}
+					cl := c.hold(key, wu.Revision, rec, minTime(wu.ClaimedAt, time.Now()))
+					cl.lease.prefetchSuccessor()
+					return cl, nil
+				}
 				break waiting
 			case <-renew.C:
 				renew.Reset(waiterTTL / 3)
@@ -335,7 +379,7 @@ func (q *waitQueue) wait(ctx context.Context, key, clean string, o claimOptions)
 // awaitExpiry runs when the holder's lease should have run out: if the
 // claim is still at the revision we saw, the server has not written its
 // expiry marker yet (it checks about every 250ms); watch the key for it.
-func (q *waitQueue) awaitExpiry(ctx context.Context, key string, rev uint64, wake chan struct{}) error {
+func (q *waitQueue) awaitExpiry(ctx context.Context, key string, rev uint64, wake chan wakeup) error {
 	c := q.c
 	w, err := c.claims.Watch(ctx, []string{key})
 	if err != nil {
@@ -348,7 +392,12 @@ func (q *waitQueue) awaitExpiry(ctx context.Context, key string, rev uint64, wak
 			return ctx.Err()
 		case <-c.ctx.Done():
 			return ErrClosed
-		case <-wake:
+		case wu := <-wake:
+			// Put it back for the main loop to act on.
+			select {
+			case wake <- wu:
+			default:
+			}
 			return nil
 		case ev, ok := <-w.C():
 			if !ok {
@@ -375,6 +424,54 @@ func (q *waitQueue) leave(ctx context.Context, wkey string, wrev *uint64) {
 		q.c.log.Debug().Err(err).Str("key", wkey).Msg("could not remove waiter key; it expires by itself")
 	}
 	*wrev = 0
+}
+
+// prefetchSuccessor looks up the next waiter in the background while the
+// claim is held, so that a release under contention costs one round trip
+// less. Only a guess: passOn copes with a successor that has left.
+func (l *lease) prefetchSuccessor() {
+	p := make(chan waiterRef, 1)
+	l.mu.Lock()
+	l.successor = p
+	l.mu.Unlock()
+	if !l.c.goTracked(func(ctx context.Context) {
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		w, _, err := l.c.nextWaiter(ctx, l.key)
+		if err != nil {
+			w = waiterRef{}
+		}
+		p <- w
+	}) {
+		p <- waiterRef{}
+	}
+}
+
+// takeSuccessor returns the prefetched next waiter, if the lookup is done.
+func (l *lease) takeSuccessor(ctx context.Context) waiterRef {
+	l.mu.Lock()
+	p := l.successor
+	l.successor = nil
+	l.mu.Unlock()
+	if p == nil {
+		return waiterRef{}
+	}
+	select {
+	case w := <-p:
+		return w
+	case <-ctx.Done():
+		return waiterRef{}
+	}
+}
+
+// wakeup is what a waiter learns from the deletion of its key. A release
+// that hands the claim over puts the grant in the delete marker's body, so
+// the waiter needs no read to know it holds the claim; a nudge (the claim
+// was deleted, try again) has no body.
+type wakeup struct {
+	Revision  uint64    `json:"rev,omitempty"`
+	Lease     string    `json:"lease,omitempty"`
+	ClaimedAt time.Time `json:"claimed_at,omitempty"`
 }
 
 // waiterRef is a waiter found in the queue.
@@ -412,10 +509,14 @@ func (c *Client) nextWaiter(ctx context.Context, key string) (waiterRef, bool, e
 
 // notifyWaiter deletes the waiter's key, which wakes it. gone reports that
 // the waiter left the queue first (it will not take the claim).
-func (c *Client) notifyWaiter(ctx context.Context, w waiterRef) (gone bool, err error) {
+func (c *Client) notifyWaiter(ctx context.Context, w waiterRef, grant *wakeup) (gone bool, err error) {
+	var note []byte
+	if grant != nil {
+		note, _ = json.Marshal(grant)
+	}
 	rev := w.rev
 	for range 8 {
-		_, err := c.waiters.Delete(ctx, w.key, rev)
+		_, err := c.waiters.DeleteWithNote(ctx, w.key, rev, note)
 		if err == nil {
 			return false, nil
 		}
@@ -438,16 +539,29 @@ func (c *Client) notifyWaiter(ctx context.Context, w waiterRef) (gone bool, err 
 	return false, fmt.Errorf("coord: waking waiter %s: too much contention", w.key)
 }
 
+// passOptions adjust passOn.
+type passOptions struct {
+	// behalf: the holding is not ours (a waiter left after being granted).
+	behalf bool
+	// next: the waiter found ahead of time (prefetched while holding); it
+	// may have left since, which passOn handles like any departed waiter.
+	next waiterRef
+}
+
 // passOn ends a holding (rev, rec): the claim goes to the oldest waiter if
 // the holding was flagged, else it is deleted. behalf is set when the holding
 // is not ours (a waiter that left after being granted): then someone else
 // having dealt with it is success.
-func (c *Client) passOn(ctx context.Context, key string, rev uint64, rec claimRecord, behalf ...bool) error {
-	onBehalf := len(behalf) > 0 && behalf[0]
+func (c *Client) passOn(ctx context.Context, key string, rev uint64, rec claimRecord, o passOptions) error {
+	onBehalf := o.behalf
 	lease := rec.Lease
 	for range 32 {
 		if rec.Waiters {
-			w, ok, err := c.nextWaiter(ctx, key)
+			w, ok, err := o.next, o.next.key != "", error(nil)
+			o.next = waiterRef{} // a guess is good once; after that, look
+			if !ok {
+				w, ok, err = c.nextWaiter(ctx, key)
+			}
 			if err != nil {
 				return err
 			}
@@ -472,7 +586,7 @@ func (c *Client) passOn(ctx context.Context, key string, rev uint64, rec claimRe
 				if err != nil {
 					return wrapNATS(err)
 				}
-				gone, err := c.notifyWaiter(ctx, w)
+				gone, err := c.notifyWaiter(ctx, w, &wakeup{Revision: nrev, Lease: next.Lease, ClaimedAt: next.ClaimedAt})
 				if err != nil {
 					return err
 				}
@@ -500,7 +614,7 @@ func (c *Client) passOn(ctx context.Context, key string, rev uint64, rec claimRe
 			// A waiter may have queued after our look and before the delete;
 			// nudge it, or it would wait for a grant that never comes.
 			if w, ok, err := c.nextWaiter(ctx, key); err == nil && ok {
-				if _, err := c.notifyWaiter(ctx, w); err != nil {
+				if _, err := c.notifyWaiter(ctx, w, nil); err != nil {
 					c.log.Debug().Err(err).Msg("could not nudge waiter")
 				}
 			}

@@ -49,6 +49,8 @@ type ClaimedError struct {
 	Owner string
 	// Claim is the current holder's claim, as stored.
 	Claim Claim
+
+	entry kvstore.Entry // the revision read, for a waiter's first look
 }
 
 func (e *ClaimedError) Error() string {

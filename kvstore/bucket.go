@@ -192,8 +192,15 @@ func (b *Bucket) Update(ctx context.Context, key string, value []byte, rev uint6
 // keys that come and go do not grow the stream. It returns the marker's
 // revision, which a later CreateAfter can use.
 func (b *Bucket) Delete(ctx context.Context, key string, rev uint64) (uint64, error) {
+	return b.DeleteWithNote(ctx, key, rev, nil)
+}
+
+// DeleteWithNote is Delete with a body on the marker: watchers of the key
+// receive it as the delete event's value (coord uses it to hand a waiter its
+// grant in the same message that wakes it).
+func (b *Bucket) DeleteWithNote(ctx context.Context, key string, rev uint64, note []byte) (uint64, error) {
 	hdr := nats.Header{hdrKVOp: []string{kvDel}}
-	return b.publish(ctx, key, nil, hdr, rev, rev != 0, b.markerTTL)
+	return b.publish(ctx, key, note, hdr, rev, rev != 0, b.markerTTL)
 }
 
 // Last reads the key's latest revision from the stream leader, markers
