@@ -21,12 +21,21 @@ import (
 // oldest waiter (one next-by-subject read), writes the claim over to it
 // (one revision-checked write: the claim is never free, so nobody can barge
 // in) and deletes the waiter's key, which wakes that waiter alone through
-// its client's single watch. Waiter keys carry a TTL and are renewed while
-// waiting, so a waiter that crashed leaves the queue by itself. A holder
-// that crashes is noticed by the waiters' timers at the lease's expiry.
+// its client's single watch. A waiter's place in line is the revision of
+// its key, so the key is not rewritten while it waits; liveness comes from
+// its client's session key (<client>, renewed every sessionTTL/3 while the
+// client has waits), and a releaser that finds a waiter whose session has
+// expired deletes it and looks further: a crashed waiter leaves the queue
+// by itself. A holder that crashes is noticed by the waiters' timers at the
+// lease's expiry.
 
-// waiterTTL is the lease of a waiter key; the waiter renews it at a third.
-const waiterTTL = 15 * time.Second
+const (
+	// sessionTTL is the lease of a client's session key.
+	sessionTTL = 15 * time.Second
+	// waiterTTL only collects waiter keys nobody removed; a wait renews its
+	// key at half of it (and then re-queues behind later arrivals).
+	waiterTTL = time.Hour
+)
 
 // waiterRecord is the JSON stored under a waiter key: what the claim will
 // say when it is granted to this waiter.
@@ -82,9 +91,14 @@ func waitErr(err error, path string) error {
 }
 
 // waitQueue is a client's side of the waiter queues: one watch on all of
-// the client's waiter keys, and the waits it wakes.
+// the client's waiter keys, the waits it wakes, and the client's session.
 type waitQueue struct {
 	c *Client
+
+	smu         sync.Mutex
+	active      int       // waits in progress
+	sessionLive bool      // the session keeper goroutine runs
+	sessionAt   time.Time // last successful session write
 
 	mu     sync.Mutex
 	w      *kvstore.Watcher
@@ -196,6 +210,88 @@ func (q *waitQueue) dispatch(ctx context.Context, w *kvstore.Watcher) {
 	}
 }
 
+// sessionRecord is stored under a client's session key.
+type sessionRecord struct {
+	Agent  string    `json:"agent"`
+	Client string    `json:"client"`
+	Since  time.Time `json:"since"`
+}
+
+func (q *waitQueue) beginWait() {
+	q.smu.Lock()
+	q.active++
+	q.smu.Unlock()
+}
+
+func (q *waitQueue) endWait() {
+	q.smu.Lock()
+	q.active--
+	q.smu.Unlock()
+}
+
+// ensureSession makes sure the client's session key is live before a
+// waiter key that depends on it is written, and keeps it alive while the
+// client has waits.
+func (q *waitQueue) ensureSession(ctx context.Context) error {
+	q.smu.Lock()
+	fresh := time.Since(q.sessionAt) < sessionTTL/3
+	q.smu.Unlock()
+	if !fresh {
+		if err := q.writeSession(ctx); err != nil {
+			return err
+		}
+	}
+	q.smu.Lock()
+	defer q.smu.Unlock()
+	if q.sessionLive {
+		return nil
+	}
+	q.sessionLive = true
+	if !q.c.goTracked(q.keepSession) {
+		q.sessionLive = false
+		return ErrClosed
+	}
+	return nil
+}
+
+func (q *waitQueue) writeSession(ctx context.Context) error {
+	rec, _ := json.Marshal(sessionRecord{Agent: q.c.opts.agent, Client: q.c.id, Since: time.Now().UTC()})
+	sent := time.Now()
+	if _, err := q.c.waiters.Put(ctx, subjects.SessionKey(q.c.id), rec, sessionTTL); err != nil {
+		return wrapNATS(err)
+	}
+	q.smu.Lock()
+	q.sessionAt = sent
+	q.smu.Unlock()
+	return nil
+}
+
+// keepSession renews the session while the client has waits, then stops
+// (the key expires by itself).
+func (q *waitQueue) keepSession(ctx context.Context) {
+	t := time.NewTicker(sessionTTL / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		q.smu.Lock()
+		if q.active == 0 {
+			q.sessionLive = false
+			q.smu.Unlock()
+			return
+		}
+		q.smu.Unlock()
+		wctx, cancel := context.WithTimeout(ctx, sessionTTL/3)
+		if err := q.writeSession(wctx); err != nil {
+			q.c.log.Warn().Err(err).Msg("could not renew the waiting session; retrying")
+		}
+		cancel()
+	}
+}
+
 func (q *waitQueue) register(wkey string) chan wakeup {
 	ch := make(chan wakeup, 1)
 	q.mu.Lock()
@@ -267,7 +363,9 @@ func (q *waitQueue) wait(ctx context.Context, key, clean string, o claimOptions,
 
 	expiry := time.NewTimer(time.Hour)
 	defer expiry.Stop()
-	renew := time.NewTimer(waiterTTL / 3)
+	q.beginWait()
+	defer q.endWait()
+	renew := time.NewTimer(waiterTTL / 2)
 	defer renew.Stop()
 
 	for {
@@ -305,6 +403,9 @@ func (q *waitQueue) wait(ctx context.Context, key, clean string, o claimOptions,
 			continue // re-read: the holder is new
 		}
 		if wrev == 0 {
+			if err := q.ensureSession(ctx); err != nil {
+				return nil, err
+			}
 			if wrev, err = c.waiters.Put(ctx, wkey, wrec.encode(), waiterTTL); err != nil {
 				return nil, wrapNATS(err)
 			}
@@ -356,7 +457,7 @@ func (q *waitQueue) wait(ctx context.Context, key, clean string, o claimOptions,
 				}
 				break waiting
 			case <-renew.C:
-				renew.Reset(waiterTTL / 3)
+				renew.Reset(waiterTTL / 2)
 				if wrev != 0 {
 					nrev, err := c.waiters.Update(ctx, wkey, wrec.encode(), wrev, waiterTTL)
 					if err == nil {
@@ -498,9 +599,20 @@ func (c *Client) nextWaiter(ctx context.Context, key string) (waiterRef, bool, e
 			continue
 		}
 		var w waiterRecord
-		if err := json.Unmarshal(e.Value, &w); err != nil || w.Lease == "" || w.Agent == "" || w.TTLSeconds <= 0 {
+		if err := json.Unmarshal(e.Value, &w); err != nil || w.Lease == "" || w.Agent == "" || w.Client == "" || w.TTLSeconds <= 0 {
 			c.log.Warn().Str("key", e.Key).Msg("skipping unreadable waiter entry")
 			continue
+		}
+		if _, err := c.waiters.Get(ctx, subjects.SessionKey(w.Client)); errors.Is(err, kvstore.ErrNotFound) {
+			// Its client is gone (crashed, partitioned): drop it from the
+			// line rather than hand it a claim it would never use.
+			if _, err := c.waiters.Delete(ctx, e.Key, e.Revision); err != nil && !errors.Is(err, kvstore.ErrRevisionMismatch) {
+				return waiterRef{}, false, wrapNATS(err)
+			}
+			c.log.Info().Str("key", e.Key).Str("agent", w.Agent).Msg("dropped waiter whose client session expired")
+			continue
+		} else if err != nil {
+			return waiterRef{}, false, wrapNATS(err)
 		}
 		return waiterRef{key: e.Key, rev: e.Revision, rec: w}, true, nil
 	}

@@ -101,6 +101,10 @@ func WaiterKey(clientID, claimKey string) string {
 	return EncodeToken(clientID) + "." + claimKey
 }
 
+// SessionKey is the WaitersBucket key of a client's session: one token, so
+// no waiter filter matches it.
+func SessionKey(clientID string) string { return EncodeToken(clientID) }
+
 // WaiterFilter matches every waiter of one claim key.
 func WaiterFilter(claimKey string) string { return "*." + claimKey }
 
