@@ -3,6 +3,7 @@ package coord
 import (
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -203,5 +204,61 @@ func TestHandoffBadInput(t *testing.T) {
 	}
 	if p, err := alice.Handoffs(ctx, "bob"); err != nil || len(p) != 1 {
 		t.Fatalf("bob's pending = %d, %v; want only the one valid handoff", len(p), err)
+	}
+}
+
+// Concurrent accepts and rejects by several clients of the recipient: one
+// decision wins, every caller learns it, the archive holds it once.
+func TestHandoffConcurrentDecisions(t *testing.T) {
+	srv := testenv.Start(t)
+	ctx := testCtx(t, 20*time.Second)
+	alice := newClient(t, srv, "alice")
+	h, err := alice.Handoff(ctx, "bob", "x", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bobs := make([]*Client, 4)
+	for i := range bobs {
+		bobs[i] = newClient(t, srv, "bob")
+	}
+	type result struct {
+		accept bool
+		h      Handoff
+		err    error
+	}
+	results := make(chan result, 16)
+	var wg sync.WaitGroup
+	for i := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := bobs[i%len(bobs)]
+			if i%2 == 0 {
+				got, err := c.Accept(ctx, h.ID)
+				results <- result{true, got, err}
+				return
+			}
+			got, err := c.Reject(ctx, h.ID, "busy")
+			results <- result{false, got, err}
+		}()
+	}
+	wg.Wait()
+	close(results)
+	arch, err := alice.HandoffArchive(ctx, "bob")
+	if err != nil || len(arch) != 1 {
+		t.Fatalf("archive = %+v, %v; want one decision", arch, err)
+	}
+	won := arch[0]
+	for r := range results {
+		mine := r.accept == (won.Status == HandoffAccepted)
+		switch {
+		case mine && r.err != nil:
+			t.Fatalf("caller on the winning side got %v", r.err)
+		case !mine && !errors.Is(r.err, ErrHandoffDecided):
+			t.Fatalf("caller on the losing side got %v, want ErrHandoffDecided", r.err)
+		}
+		if r.h.Status != won.Status || !r.h.DecidedAt.Equal(won.DecidedAt) {
+			t.Fatalf("caller saw %s at %v, archive says %s at %v", r.h.Status, r.h.DecidedAt, won.Status, won.DecidedAt)
+		}
 	}
 }
