@@ -190,25 +190,23 @@ func (c *Client) decide(ctx context.Context, id, status, reason string) (Handoff
 		}
 		return rec.Handoff, nil
 	}
-	for range 8 {
+	lookDone := func() (Handoff, bool, error) {
 		rec, _, ok, err := getHandoff(ctx, st, doneSubj)
-		if err != nil {
-			return Handoff{}, err
+		if err != nil || !ok {
+			return Handoff{}, false, err
 		}
-		if ok {
-			return decided(rec)
-		}
+		h, err := decided(rec)
+		return h, true, err
+	}
+	for range 8 {
 		rec, seq, ok, err := getHandoff(ctx, st, pendSubj)
 		if err != nil {
 			return Handoff{}, err
 		}
 		if !ok {
-			// Decided (and cleaned up) since the first look?
-			if rec, _, ok, err := getHandoff(ctx, st, doneSubj); err != nil || ok {
-				if err != nil {
-					return Handoff{}, err
-				}
-				return decided(rec)
+			// Decided already (the pending form is deleted after a decision)?
+			if h, ok, err := lookDone(); ok || err != nil {
+				return h, err
 			}
 			return Handoff{}, c.notMine(ctx, st, id)
 		}
@@ -228,7 +226,12 @@ func (c *Client) decide(ctx context.Context, id, status, reason string) (Handoff
 		_, err = c.js.PublishMsg(ctx, &nats.Msg{Subject: doneSubj, Data: data},
 			jetstream.WithExpectLastSequencePerSubject(0))
 		if isWrongLastSequence(err) {
-			continue // decided by another client of this agent meanwhile
+			// Decided already: by another client of this agent just now, or
+			// by an earlier call that could not delete the pending form.
+			if h, ok, err := lookDone(); ok || err != nil {
+				return h, err
+			}
+			continue
 		}
 		if err != nil {
 			return Handoff{}, fmt.Errorf("coord: recording %s handoff %s: %w", status, id, wrapJS(err))
@@ -374,8 +377,12 @@ func (c *Client) directGet(ctx context.Context, stream string, req directGetRequ
 	if err != nil {
 		return 0, false, fmt.Errorf("coord: encoding direct get: %w", err)
 	}
+	// A channel sized for the whole batch (plus the end-of-batch status):
+	// SubscribeSync would allocate nats.go's default 64k-slot channel, which
+	// costs more than the request itself.
+	ch := make(chan *nats.Msg, max(req.Batch, 1)+2)
 	inbox := c.nc.NewRespInbox()
-	sub, err := c.nc.SubscribeSync(inbox)
+	sub, err := c.nc.ChanSubscribe(inbox, ch)
 	if err != nil {
 		return 0, false, fmt.Errorf("coord: direct get: %w", wrapJS(err))
 	}
@@ -388,9 +395,11 @@ func (c *Client) directGet(ctx context.Context, stream string, req directGetRequ
 		return 0, false, fmt.Errorf("coord: direct get: %w", wrapJS(err))
 	}
 	for {
-		m, err := sub.NextMsgWithContext(ctx)
-		if err != nil {
-			return 0, false, fmt.Errorf("coord: direct get: %w", wrapJS(err))
+		var m *nats.Msg
+		select {
+		case m = <-ch:
+		case <-ctx.Done():
+			return 0, false, fmt.Errorf("coord: direct get: %w", wrapJS(ctx.Err()))
 		}
 		switch status := m.Header.Get("Status"); status {
 		case "":
