@@ -267,6 +267,9 @@ func isWrongLastSequence(err error) bool {
 // recipient's pending subjects, and one multi-subject direct get asking
 // which of them have a decided form (left behind by a crashed accept).
 func (c *Client) Handoffs(ctx context.Context, agent string) ([]Handoff, error) {
+	if c.isClosed() {
+		return nil, ErrClosed
+	}
 	if agent == "" {
 		agent = c.opts.agent
 	}
@@ -310,6 +313,9 @@ func (c *Client) Handoffs(ctx context.Context, agent string) ([]Handoff, error) 
 // HandoffArchive returns agent's accepted and rejected handoffs still within
 // the retention window ("" = this client's agent), in decision order.
 func (c *Client) HandoffArchive(ctx context.Context, agent string) ([]Handoff, error) {
+	if c.isClosed() {
+		return nil, ErrClosed
+	}
 	if agent == "" {
 		agent = c.opts.agent
 	}

@@ -1,6 +1,7 @@
 package coord
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -377,5 +378,55 @@ func TestHandoffManyPending(t *testing.T) {
 	arch, err := bob.HandoffArchive(ctx, "")
 	if err != nil || len(arch) != len(decided) {
 		t.Fatalf("archive = %d, %v; want %d", len(arch), err, len(decided))
+	}
+}
+
+func TestHandoffClosedClient(t *testing.T) {
+	srv := testenv.Start(t)
+	ctx := testCtx(t, 10*time.Second)
+	c := newClient(t, srv, "alice")
+	c.Close()
+	if _, err := c.Handoff(ctx, "bob", "x", ""); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Handoff: %v", err)
+	}
+	if _, err := c.Handoffs(ctx, ""); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Handoffs: %v", err)
+	}
+	if _, err := c.HandoffArchive(ctx, ""); !errors.Is(err, ErrClosed) {
+		t.Fatalf("HandoffArchive: %v", err)
+	}
+	if _, err := c.Accept(ctx, "00000000-0000-0000-0000-000000000000"); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Accept: %v", err)
+	}
+}
+
+// With the server down, calls fail with ErrUnavailable within their
+// context instead of hanging.
+func TestHandoffServerDown(t *testing.T) {
+	srv := testenv.Start(t)
+	ctx := testCtx(t, 20*time.Second)
+	c := newClient(t, srv, "alice")
+	if _, err := c.Handoffs(ctx, ""); err != nil {
+		t.Fatal(err)
+	}
+	srv.Shutdown()
+	for name, call := range map[string]func(context.Context) error{
+		"Handoff":  func(ctx context.Context) error { _, err := c.Handoff(ctx, "bob", "x", ""); return err },
+		"Handoffs": func(ctx context.Context) error { _, err := c.Handoffs(ctx, ""); return err },
+		"Accept": func(ctx context.Context) error {
+			_, err := c.Accept(ctx, "00000000-0000-0000-0000-000000000000")
+			return err
+		},
+	} {
+		cctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		start := time.Now()
+		err := call(cctx)
+		cancel()
+		if !errors.Is(err, ErrUnavailable) {
+			t.Errorf("%s with the server down: %v, want ErrUnavailable", name, err)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("%s took %v", name, d)
+		}
 	}
 }
