@@ -65,4 +65,29 @@ func BenchmarkHandoff(b *testing.B) {
 		b.ReportMetric(float64(list.Microseconds())/n, "list-µs/op")
 		b.ReportMetric(float64(accept.Microseconds())/n, "accept-µs/op")
 	})
+
+	b.Run("with-claim", func(b *testing.B) {
+		alice := newClient(b, srv, "alice2")
+		bob := newClient(b, srv, "bob2")
+		var cycle time.Duration
+		for b.Loop() {
+			if _, err := alice.TryAcquire(ctx, "bench/claimed.go"); err != nil {
+				b.Fatal(err)
+			}
+			t0 := time.Now()
+			h, err := alice.Handoff(ctx, "bob2", "bench/claimed.go", "", WithClaims("bench/claimed.go"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			acc, err := bob.Accept(ctx, h.ID)
+			if err != nil || len(acc.NotTransferred) != 0 {
+				b.Fatalf("Accept: %v %v", err, acc.NotTransferred)
+			}
+			cycle += time.Since(t0)
+			if err := bob.ReleasePath(ctx, "bench/claimed.go"); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(cycle.Microseconds())/float64(b.N), "handoff+accept-µs/op")
+	})
 }
