@@ -213,7 +213,12 @@ func (c *Client) decide(ctx context.Context, id, status, reason string) (Handoff
 		next := rec
 		next.Status = status
 		next.Reason = reason
-		if status == HandoffAccepted {
+		if status == HandoffAccepted && len(rec.Claims) > 0 {
+			// Never move claims for a handoff that was decided already (an
+			// earlier decision whose pending form was left behind).
+			if h, ok, err := lookDone(); ok || err != nil {
+				return h, err
+			}
 			if next.NotTransferred, err = c.transferClaims(ctx, rec); err != nil {
 				return Handoff{}, err
 			}
