@@ -430,3 +430,17 @@ func TestHandoffServerDown(t *testing.T) {
 		}
 	}
 }
+
+// The JSON form keeps the seed's field names; a pending handoff has no
+// decision fields.
+func TestHandoffJSON(t *testing.T) {
+	h := Handoff{ID: "i", From: "a", To: "b", Artifact: "x", Message: "m", Timestamp: time.Unix(0, 0).UTC(), Status: HandoffPending}
+	b, err := json.Marshal(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"id":"i","from":"a","to":"b","artifact":"x","message":"m","timestamp":"1970-01-01T00:00:00Z","status":"pending"}`
+	if string(b) != want {
+		t.Fatalf("JSON = %s\nwant   %s", b, want)
+	}
+}
