@@ -339,3 +339,35 @@ func TestHandoffRejectedLeftoverKeepsClaims(t *testing.T) {
 		t.Fatalf("k.go owner %q, want alice (claims stay with the sender of a rejected handoff)", o)
 	}
 }
+
+// A claim-carrying handoff survives a server restart and still moves the
+// claims the sender kept alive across it.
+func TestHandoffClaimsAcrossRestart(t *testing.T) {
+	srv := testenv.Start(t)
+	ctx := testCtx(t, 30*time.Second)
+	alice := newClient(t, srv, "alice")
+	ca, err := alice.TryAcquire(ctx, "durable.go", WithTTL(10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := alice.Handoff(ctx, "bob", "x", "", WithClaims("durable.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Restart()
+	bob := newClient(t, srv, "bob")
+	pending, err := bob.Handoffs(ctx, "")
+	if err != nil || len(pending) != 1 || !slices.Equal(pending[0].Claims, []string{"durable.go"}) {
+		t.Fatalf("pending after restart = %+v, %v", pending, err)
+	}
+	acc, err := bob.Accept(ctx, h.ID)
+	if err != nil || len(acc.NotTransferred) != 0 {
+		t.Fatalf("Accept = %+v, %v", acc, err)
+	}
+	if o, _ := bob.Owner(ctx, "durable.go"); o != "bob" {
+		t.Fatalf("owner %q, want bob", o)
+	}
+	if err := ca.Release(ctx); !errors.Is(err, ErrNotOwner) {
+		t.Fatalf("alice Release: %v, want ErrNotOwner", err)
+	}
+}

@@ -43,6 +43,12 @@ func (c *Client) handoffStream(ctx context.Context) (jetstream.Stream, error) {
 		})
 		var drift *kvstore.DriftError
 		if errors.As(err, &drift) && st != nil {
+			for _, d := range drift.Drifts {
+				if d.Setting == "subjects" || d.Setting == "max messages per subject" {
+					// Decisions could not be stored, or would pile up.
+					return nil, fmt.Errorf("coord: handoff stream cannot be used as it is: %w", err)
+				}
+			}
 			c.log.Warn().Err(err).Msg("handoff stream settings differ from this client's; using the stream as it is")
 			return st, nil
 		}
