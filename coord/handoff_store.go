@@ -50,10 +50,13 @@ func (c *Client) handoffStream(ctx context.Context) (jetstream.Stream, error) {
 				}
 			}
 			c.log.Warn().Err(err).Msg("handoff stream settings differ from this client's; using the stream as it is")
-			return st, nil
+			err = nil
 		}
 		if err != nil {
 			return nil, fmt.Errorf("coord: %w", wrapNATS(err))
+		}
+		if !st.CachedInfo().Config.AllowDirect {
+			return nil, fmt.Errorf("coord: handoff stream cannot be used as it is: %w: direct gets are off (set allow_direct)", kvstore.ErrConfigDrift)
 		}
 		return st, nil
 	})
