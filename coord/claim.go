@@ -347,7 +347,17 @@ func (c *Client) Release(ctx context.Context, cl *Claim) error {
 	rev, rec := l.rev, l.rec
 	l.mu.Unlock()
 	err := c.passOn(ctx, l.key, rev, rec, passOptions{next: l.takeSuccessor(ctx)})
-	l.finish(errReleased)
+	switch {
+	case err == nil:
+		l.finish(errReleased)
+	case errors.Is(err, ErrNotOwner):
+		// It had been taken over before we got to release it.
+		l.finish(fmt.Errorf("%w: %w", ErrClaimLost, err))
+	default:
+		// Unknown outcome (server unreachable): the lease is no longer
+		// renewed, so it runs out within its TTL if the release did not land.
+		l.finish(fmt.Errorf("%w: release did not complete: %w", ErrClaimLost, err))
+	}
 	return err
 }
 

@@ -165,6 +165,8 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.Str
 		drifts = diff(drifts, "max messages per subject", cfg.MaxMsgsPerSubject, got.MaxMsgsPerSubject)
 	}
 	drifts = diff(drifts, "allow msg TTL", cfg.AllowMsgTTL, got.AllowMsgTTL)
+	drifts = diff(drifts, "allow direct", cfg.AllowDirect, got.AllowDirect)
+	drifts = diff(drifts, "discard", cfg.Discard.String(), got.Discard.String())
 	if len(drifts) > 0 {
 		return st, &DriftError{Name: "stream " + cfg.Name, Drifts: drifts}
 	}
