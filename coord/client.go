@@ -68,10 +68,15 @@ func New(ctx context.Context, opts ...Option) (*Client, error) {
 	}
 	c.nc = o.conn
 	if c.nc == nil {
+		inbox, err := inboxOption(o.namespace, o.agent)
+		if err != nil {
+			return nil, err
+		}
 		nopts := append([]nats.Option{
 			nats.Name("coord " + o.agent),
 			nats.MaxReconnects(-1),
 			nats.ReconnectWait(250 * time.Millisecond),
+			inbox,
 		}, o.natsOpts...)
 		nc, err := nats.Connect(o.url, nopts...)
 		if err != nil {

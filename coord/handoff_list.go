@@ -3,16 +3,17 @@ package coord
 import (
 	"context"
 	"slices"
-	"strings"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Handoffs returns agent's pending handoffs ("" = this client's agent),
-// oldest first, without consuming them: one batch direct get of the
-// recipient's pending subjects, and one multi-subject direct get asking
-// which of them have a decided form (left behind by a crashed accept).
+// oldest first, without consuming them: one short-lived consumer on the
+// recipient's pending subjects (see handoff_consumer.go), and one
+// pipelined round of direct gets asking which of them have a decided form
+// (left behind by a crashed accept). Listing another agent's handoffs needs
+// a user allowed to (ErrPermissionDenied otherwise).
 func (c *Client) Handoffs(ctx context.Context, agent string) ([]Handoff, error) {
 	if c.isClosed() {
 		return nil, ErrClosed
@@ -31,24 +32,22 @@ func (c *Client) Handoffs(ctx context.Context, agent string) ([]Handoff, error) 
 		return nil, err
 	}
 	name := st.CachedInfo().Config.Name
-	out, err := c.readHandoffs(ctx, name, pend+".*")
+	out, err := c.readHandoffs(ctx, name, agent, false, pend+".*")
 	if err != nil || len(out) == 0 {
 		return out, err
 	}
 	decided := make(map[string]bool)
 	for chunk := range slices.Chunk(out, multiLastMax) {
-		filters := make([]string, len(chunk))
+		subjs := make([]string, len(chunk))
 		for i, h := range chunk {
-			filters[i] = done + "." + h.ID
+			subjs[i] = done + "." + h.ID
 		}
-		req := directGetRequest{MultiLast: filters, Batch: len(filters)}
-		_, _, err := c.directGet(ctx, name, req, func(m *nats.Msg) {
-			if toks := strings.Split(m.Header.Get(jetstream.SubjectHeader), "."); len(toks) == 5 {
-				decided[toks[4]] = true
-			}
-		})
+		found, err := c.lastBySubjects(ctx, name, subjs)
 		if err != nil {
 			return nil, err
+		}
+		for _, i := range found {
+			decided[chunk[i].ID] = true
 		}
 	}
 	if len(decided) == 0 {
@@ -76,21 +75,76 @@ func (c *Client) HandoffArchive(ctx context.Context, agent string) ([]Handoff, e
 	if err != nil {
 		return nil, err
 	}
-	return c.readHandoffs(ctx, st.CachedInfo().Config.Name, done+".*")
+	return c.readHandoffs(ctx, st.CachedInfo().Config.Name, agent, true, done+".*")
 }
 
 // readHandoffs returns every readable handoff on filter in stream order,
-// skipping (and logging) those that do not parse.
-func (c *Client) readHandoffs(ctx context.Context, stream, filter string) ([]Handoff, error) {
+// skipping tombstones of decided handoffs and (with a log line) values that
+// do not parse.
+func (c *Client) readHandoffs(ctx context.Context, stream, agent string, archive bool, filter string) ([]Handoff, error) {
 	out := []Handoff{}
-	err := c.batchGet(ctx, stream, filter, func(m *nats.Msg) {
-		s := m.Header.Get(jetstream.SubjectHeader)
-		rec, err := decodeHandoff(s, m.Data)
+	err := c.consumeAll(ctx, stream, agent, archive, filter, func(m *nats.Msg) {
+		if isTombstone(m.Header) {
+			return
+		}
+		rec, err := decodeHandoff(m.Subject, m.Data)
 		if err != nil {
-			c.log.Warn().Err(err).Str("subject", s).Msg("skipping unreadable handoff")
+			c.log.Warn().Err(err).Str("subject", m.Subject).Msg("skipping unreadable handoff")
 			return
 		}
 		out = append(out, rec.Handoff)
 	})
 	return out, err
+}
+
+// lastBySubjects sends one direct get of the last-by-subject form
+// ($JS.API.DIRECT.GET.<stream>.<subject>, which a permission can name) per
+// subject, all at once, and returns the indexes of those that hold a
+// message.
+func (c *Client) lastBySubjects(ctx context.Context, stream string, subjs []string) ([]int, error) {
+	ch := make(chan *nats.Msg, len(subjs)+1)
+	inbox := c.nc.NewRespInbox()
+	sub, err := c.nc.ChanSubscribe(inbox, ch)
+	if err != nil {
+		return nil, wrapJS(err)
+	}
+	defer func() {
+		if err := sub.Unsubscribe(); err != nil {
+			c.log.Debug().Err(err).Msg("unsubscribing direct get inbox")
+		}
+	}()
+	index := make(map[string]int, len(subjs))
+	for i, s := range subjs {
+		index[s] = i
+		if err := c.nc.PublishRequest("$JS.API.DIRECT.GET."+stream+"."+s, inbox, nil); err != nil {
+			return nil, wrapJS(err)
+		}
+	}
+	var found []int
+	for range subjs {
+		var m *nats.Msg
+		select {
+		case m = <-ch:
+		case <-ctx.Done():
+			return nil, wrapJS(ctx.Err())
+		}
+		switch status := m.Header.Get("Status"); status {
+		case "":
+			if i, ok := index[m.Header.Get(jetstream.SubjectHeader)]; ok && !isTombstone(m.Header) {
+				found = append(found, i)
+			}
+		case "404":
+		case "503":
+			return nil, ErrUnavailable
+		default:
+			return nil, &directGetError{stream: stream, status: status, desc: m.Header.Get("Description")}
+		}
+	}
+	return found, nil
+}
+
+type directGetError struct{ stream, status, desc string }
+
+func (e *directGetError) Error() string {
+	return "coord: direct get on " + e.stream + ": server said " + e.status + " " + e.desc
 }

@@ -38,6 +38,10 @@ func (c *Client) handoffStream(ctx context.Context) (jetstream.Stream, error) {
 			Replicas:          c.opts.replicas,
 			Storage:           c.opts.storage,
 			AllowDirect:       true,
+			// Decisions replace the pending form with a tombstone that
+			// expires (the recipient may publish on its own subjects but
+			// not delete messages by sequence).
+			AllowMsgTTL: true,
 		})
 		var drift *kvstore.DriftError
 		if errors.As(err, &drift) && st != nil {
@@ -59,6 +63,16 @@ func (c *Client) handoffStream(ctx context.Context) (jetstream.Stream, error) {
 		return st, nil
 	})
 }
+
+// A tombstone replaces the pending form of a decided handoff: the header
+// marks it, the per-message TTL removes it soon after.
+const (
+	tombstoneHeader = "Coord-Handoff"
+	tombstoneValue  = "decided"
+	tombstoneTTL    = 30 * time.Second
+)
+
+func isTombstone(h nats.Header) bool { return h.Get(tombstoneHeader) == tombstoneValue }
 
 // handoffSubjects are the pending and done subject prefixes (without the
 // ID token) of one recipient.
@@ -130,12 +144,17 @@ func decodeHandoff(subj string, data []byte) (handoffRecord, error) {
 
 // getHandoff reads the handoff on one subject; ok is false if there is none.
 func getHandoff(ctx context.Context, st jetstream.Stream, subj string) (rec handoffRecord, seq uint64, ok bool, err error) {
+	// With direct gets on, this is $JS.API.DIRECT.GET.<stream>.<subj>: a
+	// request a permission can restrict to the recipient's subjects.
 	m, err := st.GetLastMsgForSubject(ctx, subj)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return rec, 0, false, nil
 	}
 	if err != nil {
 		return rec, 0, false, fmt.Errorf("coord: reading %s: %w", subj, wrapJS(err))
+	}
+	if isTombstone(m.Header) {
+		return rec, 0, false, nil
 	}
 	rec, err = decodeHandoff(m.Subject, m.Data)
 	if err != nil {
@@ -145,20 +164,33 @@ func getHandoff(ctx context.Context, st jetstream.Stream, subj string) (rec hand
 }
 
 // notMine explains why handoff id is not under this agent: another agent's
-// (ErrNotRecipient) or nobody's (ErrHandoffNotFound). next_by_subj takes a
-// wildcard; the ID is a validated UUID, so each filter matches at most one
-// subject.
+// (ErrNotRecipient) or nobody's (ErrHandoffNotFound). It asks for the last
+// message on <prefix>.<ns>.*.<id> (the ID is a validated UUID, so the
+// wildcard matches at most one subject). A user restricted to its own
+// handoffs may not ask: then the answer is ErrHandoffNotFound wrapping
+// ErrPermissionDenied.
 func (c *Client) notMine(ctx context.Context, st jetstream.Stream, id string) error {
 	ns := subjects.EncodeToken(c.opts.namespace)
+	stream := st.CachedInfo().Config.Name
 	for _, prefix := range []string{subjects.HandoffPrefix, HandoffDonePrefix} {
-		m, err := st.GetMsg(ctx, 1, jetstream.WithGetMsgSubject(prefix+"."+ns+".*."+id))
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			continue
+		m, err := c.request(ctx, "$JS.API.DIRECT.GET."+stream+"."+prefix+"."+ns+".*."+id, nil, true)
+		if errors.Is(err, ErrPermissionDenied) {
+			return fmt.Errorf("%w: %s is not among %s's handoffs (%w to look further)", ErrHandoffNotFound, id, c.opts.agent, err)
 		}
 		if err != nil {
-			return fmt.Errorf("coord: looking up handoff %s: %w", id, wrapJS(err))
+			return fmt.Errorf("coord: looking up handoff %s: %w", id, err)
 		}
-		rec, err := decodeHandoff(m.Subject, m.Data)
+		switch status := m.Header.Get("Status"); status {
+		case "":
+		case "404":
+			continue
+		default:
+			return fmt.Errorf("coord: looking up handoff %s: server said %s %s", id, status, m.Header.Get("Description"))
+		}
+		if isTombstone(m.Header) {
+			continue
+		}
+		rec, err := decodeHandoff(m.Header.Get(jetstream.SubjectHeader), m.Data)
 		if err != nil {
 			return err
 		}
@@ -248,24 +280,44 @@ func (c *Client) decide(ctx context.Context, id, status, reason string) (Handoff
 		if err != nil {
 			return Handoff{}, fmt.Errorf("coord: recording %s handoff %s: %w", status, id, wrapJS(err))
 		}
-		if err := st.DeleteMsg(ctx, seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
-			c.log.Warn().Err(err).Str("id", id).Msg("could not delete the pending form of a decided handoff; listings hide it")
+		if err := c.removePending(ctx, st, pendSubj, seq); err != nil {
+			c.log.Warn().Err(err).Str("id", id).Msg("could not remove the pending form of a decided handoff; listings hide it")
 		}
 		return next.Handoff, nil
 	}
 	return Handoff{}, fmt.Errorf("coord: deciding handoff %s: too much contention", id)
 }
 
-// dropPending deletes the pending form of a decided handoff if a crashed or
+// dropPending removes the pending form of a decided handoff if a crashed or
 // concurrent decision left it behind. Best effort: listings hide it anyway.
 func (c *Client) dropPending(ctx context.Context, st jetstream.Stream, subj string) {
 	m, err := st.GetLastMsgForSubject(ctx, subj)
-	if err != nil {
+	if err != nil || isTombstone(m.Header) {
 		return
 	}
-	if err := st.DeleteMsg(ctx, m.Sequence); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
-		c.log.Debug().Err(err).Str("subject", subj).Msg("could not delete pending form of a decided handoff")
+	if err := c.removePending(ctx, st, subj, m.Sequence); err != nil {
+		c.log.Debug().Err(err).Str("subject", subj).Msg("could not remove pending form of a decided handoff")
 	}
+}
+
+// removePending replaces the pending form (sequence seq) of a decided
+// handoff with a tombstone that expires after tombstoneTTL: one publish on
+// the recipient's own subject, which its permissions allow, where deleting
+// by sequence would need a right over every message of the stream. A
+// stream made before tombstones (no per-message TTLs) gets the old delete.
+func (c *Client) removePending(ctx context.Context, st jetstream.Stream, subj string, seq uint64) error {
+	if !st.CachedInfo().Config.AllowMsgTTL {
+		if err := st.DeleteMsg(ctx, seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+			return err
+		}
+		return nil
+	}
+	msg := &nats.Msg{Subject: subj, Header: nats.Header{tombstoneHeader: []string{tombstoneValue}}}
+	_, err := c.js.PublishMsg(ctx, msg, jetstream.WithExpectLastSequencePerSubject(seq), jetstream.WithMsgTTL(tombstoneTTL))
+	if isWrongLastSequence(err) {
+		return nil // replaced already (a concurrent decision's tombstone)
+	}
+	return err
 }
 
 // isWrongLastSequence matches the server's "wrong last sequence" codes.

@@ -29,7 +29,8 @@ var (
 	// is absolute, holds a NUL or control byte, is not UTF-8 or is too long.
 	ErrInvalidPath = errors.New("coord: invalid path")
 	// ErrInvalidAgent: an agent ID that is empty, too long, not UTF-8, or holds
-	// whitespace or control characters.
+	// whitespace, control characters or invisible format characters
+	// (Unicode category Cf).
 	ErrInvalidAgent = errors.New("coord: invalid agent id")
 	// ErrInvalidNamespace: a namespace that breaks the same rules.
 	ErrInvalidNamespace = errors.New("coord: invalid namespace")
@@ -104,6 +105,12 @@ func validateName(sentinel error, what, s string, max int) error {
 	for _, r := range s {
 		if unicode.IsControl(r) || unicode.IsSpace(r) {
 			return fmt.Errorf("%w: %s %q holds whitespace or a control character", sentinel, what, s)
+		}
+		if unicode.Is(unicode.Cf, r) {
+			// Invisible format characters (U+200B zero width space, U+202E
+			// right-to-left override, U+FEFF, ...) would let two names that
+			// differ look the same.
+			return fmt.Errorf("%w: %s %q holds an invisible format character %U", sentinel, what, s, r)
 		}
 	}
 	return nil
