@@ -11,26 +11,44 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cogos-dev/coord/subjects"
 )
 
-// Listings of one agent's handoffs go through a short-lived pull consumer
+// Listings of one agent's handoffs go through a short-lived push consumer
 // whose name (subjects.HandoffListConsumer) and filter (in the API subject:
 // $JS.API.CONSUMER.CREATE.<stream>.<name>.<filter>) both name the agent, so
 // a server enforcing coord's permissions (internal/authz) lets only that
-// agent's user list them. A batch direct get could not be restricted: its
-// filter travels in the request body.
+// agent's user list them; the deliveries go to the agent's own inbox. A
+// batch direct get could not be restricted: its filter travels in the
+// request body.
 
 // consumerInactive bounds how long a listing consumer left behind by a
 // crashed client keeps its slot.
 const consumerInactive = 5 * time.Second
 
+// consumerIdle is the consumer's idle heartbeat: one arriving before the
+// last pending message means nothing more will come (a message removed
+// while the listing ran).
+const consumerIdle = 250 * time.Millisecond
+
+type consumerConfig struct {
+	Name              string        `json:"name"`
+	Description       string        `json:"description"`
+	DeliverSubject    string        `json:"deliver_subject"`
+	DeliverPolicy     string        `json:"deliver_policy"`
+	AckPolicy         string        `json:"ack_policy"`
+	FilterSubject     string        `json:"filter_subject"`
+	InactiveThreshold time.Duration `json:"inactive_threshold"`
+	Heartbeat         time.Duration `json:"idle_heartbeat"`
+	MemoryStorage     bool          `json:"mem_storage"`
+	Replicas          int           `json:"num_replicas"`
+}
+
 type consumerCreateRequest struct {
-	Stream string                   `json:"stream_name"`
-	Config jetstream.ConsumerConfig `json:"config"`
-	Action string                   `json:"action"`
+	Stream string         `json:"stream_name"`
+	Config consumerConfig `json:"config"`
+	Action string         `json:"action"`
 }
 
 type apiError struct {
@@ -53,21 +71,49 @@ const (
 // consumeAll calls f for every message on filter (one agent's pending or
 // decided subjects), in stream order, without consuming anything for good.
 func (c *Client) consumeAll(ctx context.Context, stream, agent string, archive bool, filter string, f func(*nats.Msg)) error {
-	name, pending, err := c.createListConsumer(ctx, stream, agent, archive, filter)
+	// An async subscription queues what the consumer pushes (a channel
+	// subscription would drop messages once its channel is full).
+	ch := make(chan *nats.Msg, 64)
+	done := make(chan struct{})
+	defer close(done)
+	inbox := c.nc.NewInbox()
+	sub, err := c.nc.Subscribe(inbox, func(m *nats.Msg) {
+		select {
+		case ch <- m:
+		case <-done:
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("coord: listing handoffs of %s: %w", agent, wrapJS(err))
+	}
+	defer func() {
+		if err := sub.Unsubscribe(); err != nil {
+			c.log.Debug().Err(err).Msg("unsubscribing listing inbox")
+		}
+	}()
+	name, pending, err := c.createListConsumer(ctx, stream, agent, archive, filter, inbox)
 	if err != nil {
 		return err
 	}
 	defer c.deleteConsumer(stream, name)
 	for pending > 0 {
-		batch := int(min(pending, batchSize))
-		got, left, err := c.pull(ctx, stream, name, batch, f)
-		if err != nil {
-			return err
+		var m *nats.Msg
+		select {
+		case m = <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("coord: listing handoffs of %s: %w", agent, wrapJS(ctx.Err()))
 		}
-		if got < batch || left == 0 {
-			return nil // the end: fewer than asked for, or none left
+		switch status := m.Header.Get("Status"); status {
+		case "":
+		case "100": // idle heartbeat: nothing more is coming
+			return nil
+		default:
+			return fmt.Errorf("coord: listing handoffs of %s: server said %s %s", agent, status, m.Header.Get("Description"))
 		}
-		pending = left
+		if pending, err = pendingFromReply(m.Reply); err != nil {
+			return fmt.Errorf("coord: listing handoffs of %s: %w", agent, err)
+		}
+		f(m)
 	}
 	return nil
 }
@@ -75,7 +121,8 @@ func (c *Client) consumeAll(ctx context.Context, stream, agent string, archive b
 // createListConsumer takes a free listing slot of agent: it creates the
 // slot's consumer (create-only: a unique description makes a busy slot's
 // create fail), trying the other slots, then waiting, when all are taken.
-func (c *Client) createListConsumer(ctx context.Context, stream, agent string, archive bool, filter string) (string, uint64, error) {
+// It returns the consumer's name and how many messages it will deliver.
+func (c *Client) createListConsumer(ctx context.Context, stream, agent string, archive bool, filter, deliver string) (string, uint64, error) {
 	check := agent != c.opts.agent
 	start := rand.IntN(subjects.HandoffListSlots)
 	wait := 2 * time.Millisecond
@@ -87,13 +134,15 @@ func (c *Client) createListConsumer(ctx context.Context, stream, agent string, a
 			}
 			req := consumerCreateRequest{
 				Stream: stream,
-				Config: jetstream.ConsumerConfig{
+				Config: consumerConfig{
 					Name:              name,
 					Description:       "coord handoff listing " + uuid.NewString(),
-					DeliverPolicy:     jetstream.DeliverAllPolicy,
-					AckPolicy:         jetstream.AckNonePolicy,
+					DeliverSubject:    deliver,
+					DeliverPolicy:     "all",
+					AckPolicy:         "none",
 					FilterSubject:     filter,
 					InactiveThreshold: consumerInactive,
+					Heartbeat:         consumerIdle,
 					MemoryStorage:     true,
 					Replicas:          1,
 				},
@@ -133,51 +182,6 @@ func (c *Client) createListConsumer(ctx context.Context, stream, agent string, a
 	}
 }
 
-// pull fetches up to batch messages (no wait) and returns how many came and
-// how many the server said remained after the last.
-func (c *Client) pull(ctx context.Context, stream, name string, batch int, f func(*nats.Msg)) (got int, left uint64, err error) {
-	ch := make(chan *nats.Msg, batch+2)
-	inbox := c.nc.NewRespInbox()
-	sub, err := c.nc.ChanSubscribe(inbox, ch)
-	if err != nil {
-		return 0, 0, fmt.Errorf("coord: pull: %w", wrapJS(err))
-	}
-	defer func() {
-		if err := sub.Unsubscribe(); err != nil {
-			c.log.Debug().Err(err).Msg("unsubscribing pull inbox")
-		}
-	}()
-	req := fmt.Appendf(nil, `{"batch":%d,"no_wait":true}`, batch)
-	if err := c.nc.PublishRequest("$JS.API.CONSUMER.MSG.NEXT."+stream+"."+name, inbox, req); err != nil {
-		return 0, 0, fmt.Errorf("coord: pull: %w", wrapJS(err))
-	}
-	for got < batch {
-		var m *nats.Msg
-		select {
-		case m = <-ch:
-		case <-ctx.Done():
-			return got, 0, fmt.Errorf("coord: pull from %s: %w", name, wrapJS(ctx.Err()))
-		}
-		switch status := m.Header.Get("Status"); status {
-		case "":
-		case "404", "408": // no (more) messages
-			return got, 0, nil
-		default:
-			return got, 0, fmt.Errorf("coord: pull from %s: server said %s %s", name, status, m.Header.Get("Description"))
-		}
-		left, err = pendingFromReply(m.Reply)
-		if err != nil {
-			return got, 0, fmt.Errorf("coord: pull from %s: %w", name, err)
-		}
-		got++
-		f(m)
-		if left == 0 {
-			return got, 0, nil
-		}
-	}
-	return got, left, nil
-}
-
 // pendingFromReply reads the pending count from a delivery's reply subject:
 // $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>, or
 // the longer form with domain and account hash.
@@ -199,22 +203,12 @@ func pendingFromReply(reply string) (uint64, error) {
 	return n, nil
 }
 
-// deleteConsumer removes a listing consumer (with a fresh context: it runs
-// after the caller's may have ended). If it fails, the consumer goes away
-// on its own after consumerInactive.
+// deleteConsumer removes a listing consumer without waiting for the answer
+// (a listing costs one round trip less). A create that races it finds the
+// slot busy and takes another; a consumer whose delete is lost goes away on
+// its own after consumerInactive.
 func (c *Client) deleteConsumer(stream, name string) {
-	ctx, cancel := cleanupContext()
-	defer cancel()
-	m, err := c.request(ctx, "$JS.API.CONSUMER.DELETE."+stream+"."+name, nil, false)
-	if err == nil {
-		var resp struct {
-			Error *apiError `json:"error"`
-		}
-		if err = json.Unmarshal(m.Data, &resp); err == nil && resp.Error != nil {
-			err = fmt.Errorf("%s (code %d)", resp.Error.Description, resp.Error.ErrCode)
-		}
-	}
-	if err != nil {
+	if err := c.nc.PublishRequest("$JS.API.CONSUMER.DELETE."+stream+"."+name, c.nc.NewRespInbox(), nil); err != nil {
 		c.log.Debug().Err(err).Str("consumer", name).Msg("could not delete listing consumer; it expires on its own")
 	}
 }

@@ -69,7 +69,7 @@ func (c *Client) handoffStream(ctx context.Context) (jetstream.Stream, error) {
 const (
 	tombstoneHeader = "Coord-Handoff"
 	tombstoneValue  = "decided"
-	tombstoneTTL    = 30 * time.Second
+	tombstoneTTL    = time.Second
 )
 
 func isTombstone(h nats.Header) bool { return h.Get(tombstoneHeader) == tombstoneValue }
