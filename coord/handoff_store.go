@@ -19,7 +19,7 @@ import (
 // HandoffDonePrefix is the subject prefix of decided handoffs:
 // coord.handoff-done.<ns>.<recipient>.<id>, in the same stream as the
 // pending ones (coord.handoff.<ns>.<recipient>.<id>).
-const HandoffDonePrefix = "coord.handoff-done"
+const HandoffDonePrefix = subjects.HandoffDonePrefix
 
 // handoffStream provisions COORD_HANDOFFS on first use. Every handoff has
 // its own subject: its pending form under subjects.HandoffPrefix and, once

@@ -52,3 +52,8 @@ func HandoffListConsumer(ns, agent string, archive bool, slot int) (string, erro
 	sum := sha256.Sum256([]byte(ns + "\x00" + agent))
 	return "handoff=h=" + hex.EncodeToString(sum[:20]) + suffix, nil
 }
+
+// HandoffDonePrefix is the subject prefix of decided handoffs:
+// HandoffDonePrefix.<ns>.<recipient>.<id>, in HandoffStream beside the
+// pending ones (HandoffPrefix.<ns>.<recipient>.<id>).
+const HandoffDonePrefix = "coord.handoff-done"

@@ -4,6 +4,7 @@
 package embedded
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"time"
@@ -28,6 +29,20 @@ type Config struct {
 	Logger server.Logger
 	// Debug and Trace turn on the server's verbose logging (with Logger).
 	Debug, Trace bool
+
+	// Users and NKeys turn on authentication: clients must log in as one of
+	// them (internal/authz generates coord's per-agent permissions).
+	// NoAuthUser logs a client that gives no credentials in as that user.
+	Users      []*server.User
+	NKeys      []*server.NkeyUser
+	NoAuthUser string
+	// AuthFile is a nats.conf (or a fragment of one) whose users, nkeys,
+	// no_auth_user and client tls block are loaded, added to the above.
+	AuthFile string
+	// TLS requires TLS on the client listener; TLSVerify also requires a
+	// client certificate signed by TLS.ClientCAs.
+	TLS       *tls.Config
+	TLSVerify bool
 }
 
 // Options returns nats-server options for cfg: JetStream on, file store in
@@ -52,6 +67,26 @@ func Options(cfg Config) (*server.Options, error) {
 		Debug:      cfg.Debug,
 		Trace:      cfg.Trace,
 		SyncAlways: cfg.SyncAlways,
+		Users:      cfg.Users,
+		Nkeys:      cfg.NKeys,
+		NoAuthUser: cfg.NoAuthUser,
+	}
+	if cfg.TLS != nil {
+		opts.TLS, opts.TLSConfig, opts.TLSVerify, opts.TLSTimeout = true, cfg.TLS, cfg.TLSVerify, 2
+	}
+	if cfg.AuthFile != "" {
+		f, err := server.ProcessConfigFile(cfg.AuthFile)
+		if err != nil {
+			return nil, fmt.Errorf("embedded: auth file: %w", err)
+		}
+		opts.Users = append(opts.Users, f.Users...)
+		opts.Nkeys = append(opts.Nkeys, f.Nkeys...)
+		if f.NoAuthUser != "" {
+			opts.NoAuthUser = f.NoAuthUser
+		}
+		if f.TLSConfig != nil {
+			opts.TLS, opts.TLSConfig, opts.TLSVerify, opts.TLSTimeout = true, f.TLSConfig, f.TLSVerify, f.TLSTimeout
+		}
 	}
 	return opts, nil
 }
