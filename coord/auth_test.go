@@ -399,7 +399,7 @@ func TestAuthCheckpointAndBroadcastSubjects(t *testing.T) {
 		"$KV.coord-claims.test.src.x",
 	}
 	denied := []string{
-		"$KV.coord-checkpoints.test.ready.bob",   // another agent's arrival
+		"$KV.coord-checkpoints.test.ready.bob",    // another agent's arrival
 		"$KV.coord-checkpoints.other.ready.alice", // another namespace
 		"$KV.coord-claims.other.src.x",
 		"coord.bcast.other.ops",
