@@ -3,6 +3,7 @@ package coord
 import (
 	"crypto/tls"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"strings"
@@ -43,6 +44,22 @@ func CredentialsFromEnv() Credentials {
 		TLSKey:    os.Getenv("NATS_KEY"),
 		TLSCA:     os.Getenv("NATS_CA"),
 	}
+}
+
+// AddFlags registers the nats CLI's credential flags on fs (--creds,
+// --nkey, --user, --password, --token, --tlscert, --tlskey, --tlsca), each
+// defaulting to its environment variable (CredentialsFromEnv), and fills cr
+// when fs is parsed.
+func (cr *Credentials) AddFlags(fs *flag.FlagSet) {
+	env := CredentialsFromEnv()
+	fs.StringVar(&cr.CredsFile, "creds", env.CredsFile, "NATS credentials file (JWT and nkey seed) [NATS_CREDS]")
+	fs.StringVar(&cr.NKeyFile, "nkey", env.NKeyFile, "file holding the NATS user nkey seed [NATS_NKEY]")
+	fs.StringVar(&cr.User, "user", env.User, "NATS user name [NATS_USER]")
+	fs.StringVar(&cr.Password, "password", env.Password, "NATS password [NATS_PASSWORD]")
+	fs.StringVar(&cr.Token, "token", env.Token, "NATS authentication token [NATS_TOKEN]")
+	fs.StringVar(&cr.TLSCert, "tlscert", env.TLSCert, "TLS client certificate (PEM) [NATS_CERT]")
+	fs.StringVar(&cr.TLSKey, "tlskey", env.TLSKey, "TLS client key (PEM) [NATS_KEY]")
+	fs.StringVar(&cr.TLSCA, "tlsca", env.TLSCA, "CA certificates to verify the server with (PEM) [NATS_CA]")
 }
 
 // Options turns the credentials into client options (for coord.New). It
