@@ -1,0 +1,176 @@
+package sidecar
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	neturl "net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+)
+
+// Sidecar is a running `coord-agent serve`.
+type Sidecar struct {
+	cfg    Config
+	srv    *server.Server // nil when joined to an external server
+	nc     *nats.Conn
+	agents *agents
+	http   *http.Server
+	ln     net.Listener
+	info   Info
+
+	// base is the context of every HTTP request: cancelled on Shutdown, so
+	// that long waits and follow streams end.
+	base       context.Context
+	cancelBase context.CancelFunc
+	served     chan error
+
+	once    sync.Once
+	stopErr error
+}
+
+// Start starts (or joins) NATS, the agents' clients and the HTTP API, and
+// writes sidecar.json. Call Shutdown to stop.
+func Start(ctx context.Context, cfg Config) (_ *Sidecar, err error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("sidecar: data dir: %w", err)
+	}
+	s := &Sidecar{cfg: cfg, served: make(chan error, 1)}
+	defer func() {
+		if err != nil {
+			s.closeNATS()
+		}
+	}()
+	mode, url := "joined", cfg.NATSURL
+	natsOpts := []nats.Option{
+		nats.Name("coord-agent sidecar"),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				cfg.Log.Warn().Err(err).Msg("disconnected from NATS")
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			cfg.Log.Info().Str("url", nc.ConnectedUrlRedacted()).Msg("reconnected to NATS")
+		}),
+	}
+	if url == "" {
+		mode = "embedded"
+		if cfg.ConfigFile != "" {
+			mode = "config"
+		}
+		if s.srv, err = startServer(&cfg); err != nil {
+			return nil, err
+		}
+		url = s.srv.ClientURL()
+		natsOpts = append(natsOpts, nats.InProcessServer(s.srv))
+	}
+	if s.nc, err = nats.Connect(url, natsOpts...); err != nil {
+		return nil, fmt.Errorf("sidecar: connecting to %s: %w", url, err)
+	}
+	s.agents = newAgents(s.nc, cfg.ClaimTTL, cfg.Log)
+	// Provision the claim buckets now, so a misconfigured server fails at
+	// start rather than on the first request.
+	if _, err = s.agents.get(ctx, cfg.Namespace, cfg.Agent); err != nil {
+		return nil, fmt.Errorf("sidecar: %w", err)
+	}
+	if s.ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+		s.agents.releaseAll(ctx)
+		return nil, fmt.Errorf("sidecar: HTTP API on %s (is another sidecar running? try --http): %w", cfg.HTTPAddr, err)
+	}
+	s.base, s.cancelBase = context.WithCancel(context.Background())
+	a := &api{s: s, log: cfg.Log}
+	s.http = &http.Server{
+		Handler:           a.routes(),
+		ReadHeaderTimeout: 10 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return s.base },
+	}
+	s.info = Info{
+		PID:       os.Getpid(),
+		HTTP:      "http://" + s.ln.Addr().String(),
+		NATSURL:   redact(url),
+		Mode:      mode,
+		DataDir:   cfg.DataDir,
+		Agent:     cfg.Agent,
+		Namespace: cfg.Namespace,
+		StartedAt: time.Now().UTC(),
+	}
+	if s.srv != nil {
+		s.info.StoreDir = s.srv.JetStreamConfig().StoreDir
+		if filepath.Base(s.info.StoreDir) == server.JetStreamStoreDir {
+			s.info.StoreDir = filepath.Dir(s.info.StoreDir)
+		}
+	}
+	go func() { s.served <- s.http.Serve(s.ln) }()
+	if err = writeInfo(s.info); err != nil {
+		s.cancelBase()
+		s.http.Close()
+		s.agents.releaseAll(ctx)
+		return nil, err
+	}
+	cfg.Log.Info().Str("nats", s.info.NATSURL).Str("http", s.info.HTTP).Str("mode", mode).
+		Str("data", cfg.DataDir).Str("agent", cfg.Agent).Str("ns", cfg.Namespace).Msg("coord-agent serving")
+	return s, nil
+}
+
+// Info says where the sidecar listens.
+func (s *Sidecar) Info() Info { return s.info }
+
+// Served reports the HTTP server's end (an error
+// other than http.ErrServerClosed means it failed).
+func (s *Sidecar) Served() <-chan error { return s.served }
+
+// Shutdown stops taking requests, releases every claim the sidecar holds,
+// closes the agents' clients and the connection, stops the embedded server
+// and removes sidecar.json. It is idempotent.
+func (s *Sidecar) Shutdown(ctx context.Context) error {
+	s.once.Do(func() {
+		var errs []error
+		s.cancelBase()
+		if err := s.http.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("http: %w", err))
+		}
+		if err := s.agents.releaseAll(ctx); err != nil {
+			errs = append(errs, err)
+		}
+		if err := removeInfo(s.info); err != nil {
+			errs = append(errs, err)
+		}
+		s.closeNATS()
+		s.stopErr = errors.Join(errs...)
+	})
+	return s.stopErr
+}
+
+func (s *Sidecar) closeNATS() {
+	if s.nc != nil {
+		s.nc.Close()
+	}
+	if s.srv != nil {
+		s.srv.Shutdown()
+		s.srv.WaitForShutdown()
+	}
+}
+
+// redact hides a password in each of a comma-separated list of URLs.
+func redact(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, p := range parts {
+		if u, err := neturl.Parse(strings.TrimSpace(p)); err == nil {
+			parts[i] = u.Redacted()
+		}
+	}
+	return strings.Join(parts, ",")
+}
