@@ -48,12 +48,28 @@ func init() {
 		"claims":  {"", "List every claim of the namespace.", runClaims},
 		"status":  {"", "Show the server, cluster, buckets and streams, this agent's claims and pending handoffs.", runStatus},
 	}
-	addPrimitiveCommands(commands)
+	for n, sc := range map[string]subcommand{
+		"broadcast":  {"CHANNEL MESSAGE", "Publish MESSAGE on CHANNEL (stored before it returns).", runBroadcast},
+		"broadcasts": {"CHANNEL [--since DURATION] [--follow]", "List CHANNEL's messages, oldest first; --follow keeps printing new ones.", runBroadcasts},
+		"handoff":    {"TO ARTIFACT MESSAGE [--claims PATH,PATH]", "Hand ARTIFACT to agent TO (pending until TO accepts), with the claims on --claims.", runHandoff},
+		"handoffs":   {"[--agent ID]", "List the pending handoffs of this agent (or --agent ID).", runHandoffs},
+		"accept":     {"HANDOFF_ID", "Accept a handoff addressed to this agent (and become holder of its claims).", runAccept},
+		"checkpoint": {"NAME", "Record that this agent reached checkpoint NAME.", runCheckpoint},
+		"wait":       {"NAME (--agents A,B,C | --count N) [--timeout DURATION]", "Wait until the agents (or any N) reached NAME; exit 1 naming who is missing on timeout.", runWait},
+	} {
+		commands[n] = sc
+	}
 }
 
 // Run runs the CLI subcommand in args (os.Args[1:] without "serve") and
 // returns the process exit code.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	pre, args, err := leadingGlobals(args)
+	if err != nil {
+		fmt.Fprintf(stderr, "coord-agent: %v\n\n", err)
+		Usage(stderr)
+		return 2
+	}
 	if len(args) == 0 {
 		Usage(stderr)
 		return 2
@@ -78,7 +94,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	e := &env{ctx: ctx, stdout: stdout, stderr: stderr, g: envGlobals()}
-	err := sc.run(e, args[1:])
+	err = sc.run(e, append(args[1:], pre...))
 	if errors.Is(err, flag.ErrHelp) {
 		e.cmd.usage(stdout)
 		return 0
@@ -95,6 +111,39 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "coord-agent: %s\n", oneLine(err))
 	}
 	return code
+}
+
+// leadingGlobals splits the global flags given before the subcommand
+// from the rest; they are parsed with the subcommand's own flags.
+func leadingGlobals(args []string) (pre, rest []string, err error) {
+	valued := map[string]bool{"agent": true, "nats": true, "workspace": true, "sidecar": true, "data": true}
+	for len(args) > 0 && strings.HasPrefix(args[0], "-") && args[0] != "-" {
+		a := args[0]
+		name := strings.TrimLeft(a, "-")
+		if a == "-h" || a == "--help" || a == "-help" {
+			return pre, args, nil
+		}
+		if i := strings.IndexByte(name, '='); i >= 0 {
+			name = name[:i]
+			if !valued[name] && name != "json" {
+				return nil, nil, fmt.Errorf("unknown flag %s before the subcommand", a)
+			}
+			pre, args = append(pre, a), args[1:]
+			continue
+		}
+		switch {
+		case name == "json":
+			pre, args = append(pre, a), args[1:]
+		case valued[name]:
+			if len(args) < 2 {
+				return nil, nil, fmt.Errorf("flag %s needs a value", a)
+			}
+			pre, args = append(pre, a, args[1]), args[2:]
+		default:
+			return nil, nil, fmt.Errorf("unknown flag %s before the subcommand", a)
+		}
+	}
+	return pre, args, nil
 }
 
 // Usage writes the list of subcommands.

@@ -19,9 +19,6 @@ func runStatus(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := e.addPendingHandoffs(b, st); err != nil {
-		return err
-	}
 	if e.g.json {
 		return e.printJSON(st)
 	}

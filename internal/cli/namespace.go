@@ -2,24 +2,21 @@ package cli
 
 import (
 	"os"
-	"path/filepath"
 
+	"github.com/cogos-dev/coord/coord"
 	"github.com/cogos-dev/coord/subjects"
 )
 
-// namespaceFor maps --workspace to a namespace; "" when neither it nor
-// $COG_NAMESPACE is set (the sidecar's, or coord's default, applies).
+// namespaceFor maps --workspace to its namespace by coord.Namespace's rule
+// ($COG_NAMESPACE, .cog/namespace, git origin, base name). Without a
+// workspace it is $COG_NAMESPACE, or "" (the sidecar's, or coord's default).
 func namespaceFor(workspace string) (string, error) {
-	if ns := os.Getenv("COG_NAMESPACE"); ns != "" {
+	if workspace == "" {
+		ns := os.Getenv("COG_NAMESPACE")
+		if ns == "" {
+			return "", nil
+		}
 		return ns, subjects.ValidateNamespace(ns)
 	}
-	if workspace == "" {
-		return "", nil
-	}
-	abs, err := filepath.Abs(workspace)
-	if err != nil {
-		return "", err
-	}
-	ns := filepath.Base(abs)
-	return ns, subjects.ValidateNamespace(ns)
+	return coord.Namespace(workspace)
 }

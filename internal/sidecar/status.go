@@ -24,7 +24,7 @@ type Status struct {
 	// Held are the claims the sidecar keeps alive (all agents).
 	Held []coord.Claim `json:"held,omitempty"`
 	// Handoffs are this agent's pending handoffs.
-	Handoffs any `json:"handoffs,omitempty"`
+	Handoffs []coord.Handoff `json:"handoffs"`
 }
 
 // ServerStatus describes the NATS server the client is connected to.
@@ -59,7 +59,7 @@ type Store struct {
 }
 
 // CollectStatus reads server, JetStream and store state through c, and
-// c's agent's claims. Handoffs are added by the caller.
+// c's agent's claims and pending handoffs.
 func CollectStatus(ctx context.Context, c *coord.Client) (*Status, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -127,5 +127,11 @@ func CollectStatus(ctx context.Context, c *coord.Client) (*Status, error) {
 		return nil, err
 	}
 	st.Claims = filterClaims(all, c.Agent())
+	if st.Handoffs, err = c.Handoffs(ctx, ""); err != nil {
+		return nil, err
+	}
+	if st.Handoffs == nil {
+		st.Handoffs = []coord.Handoff{}
+	}
 	return st, nil
 }
