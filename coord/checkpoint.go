@@ -45,6 +45,10 @@ func (e *CheckpointTimeoutError) Is(target error) bool { return target == ErrTim
 // Unwrap makes errors.Is(err, context.DeadlineExceeded) true.
 func (e *CheckpointTimeoutError) Unwrap() error { return context.DeadlineExceeded }
 
+// testHookCheckpointWatching, when set (by tests, before any wait starts),
+// is called once a checkpoint wait has read the arrivals made before it.
+var testHookCheckpointWatching func(name string)
+
 // arrival is the stored value of one agent's arrival at a checkpoint.
 type arrival struct {
 	Agent     string    `json:"agent"`
@@ -237,9 +241,17 @@ func (c *Client) watchCheckpoint(ctx context.Context, name string, done func(map
 		}
 		return nil, fmt.Errorf("coord: waiting for checkpoint %q: %w", name, wrapNATS(err))
 	}
+	// Stopping the watch deletes its consumer (a round trip): do it after
+	// returning, in a goroutine the client owns, so a released waiter
+	// returns at once.
 	defer func() {
-		if err := w.Stop(); err != nil {
-			c.log.Debug().Err(err).Msg("stopping checkpoint watch")
+		stopWatch := func(context.Context) {
+			if err := w.Stop(); err != nil {
+				c.log.Debug().Err(err).Msg("stopping checkpoint watch")
+			}
+		}
+		if !c.goTracked(stopWatch) {
+			stopWatch(nil)
 		}
 	}()
 	arrived := make(map[string]bool)
@@ -257,6 +269,9 @@ func (c *Client) watchCheckpoint(ctx context.Context, name string, done func(map
 			ev := kvstore.Convert(raw)
 			switch {
 			case ev.InitialDone:
+				if testHookCheckpointWatching != nil {
+					testHookCheckpointWatching(name)
+				}
 			case ev.Live():
 				agent, err := decodeArrival(ev.Key, ev.Value)
 				if err != nil {

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/cogos-dev/coord/subjects"
 	"github.com/cogos-dev/coord/testenv"
 )
@@ -260,7 +262,8 @@ func TestCheckpointReset(t *testing.T) {
 func TestCheckpointSkipsJunk(t *testing.T) {
 	srv := testenv.Start(t)
 	ctx := testCtx(t, 20*time.Second)
-	a := newClient(t, srv, "a")
+	var logs syncBuffer
+	a := newClient(t, srv, "a", WithLogger(zerolog.New(&logs)))
 	if err := a.Arrive(ctx, "cp"); err != nil {
 		t.Fatal(err)
 	}
@@ -282,6 +285,9 @@ func TestCheckpointSkipsJunk(t *testing.T) {
 	got, err := a.Arrivals(ctx, "cp")
 	if err != nil || !slices.Equal(got, []string{"a"}) {
 		t.Fatalf("Arrivals with junk: %v %v", err, got)
+	}
+	if n := strings.Count(logs.String(), "skipping unreadable checkpoint arrival"); n != len(junk) {
+		t.Fatalf("%d log lines for %d junk arrivals:\n%s", n, len(junk), logs.String())
 	}
 	wctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	defer cancel()
