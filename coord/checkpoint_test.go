@@ -343,3 +343,40 @@ func TestCheckpointBadInput(t *testing.T) {
 		t.Errorf("WaitCheckpoint with no agents: %v", err)
 	}
 }
+
+// TestCheckpointWaitAcrossRestart: a waiter that is watching when the server
+// restarts is still released by arrivals made after the restart.
+func TestCheckpointWaitAcrossRestart(t *testing.T) {
+	srv := testenv.Start(t)
+	ctx := testCtx(t, 30*time.Second)
+	a := newClient(t, srv, "a")
+	b := newClient(t, srv, "b")
+	if err := a.Arrive(ctx, "across"); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- b.WaitCheckpoint(ctx, "across", []string{"a", "b"}) }()
+	time.Sleep(200 * time.Millisecond)
+	srv.Restart()
+	start := time.Now()
+	for {
+		err := b.Arrive(ctx, "across")
+		if err == nil {
+			t.Logf("arrived %v after the restart", time.Since(start))
+			break
+		}
+		t.Logf("arrive: %v", err)
+		if ctx.Err() != nil {
+			t.Fatalf("arrive after restart: %v", err)
+		}
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("WaitCheckpoint across restart: %v", err)
+		}
+		t.Logf("released %v after the arrival", time.Since(start))
+	case <-time.After(10 * time.Second):
+		t.Fatal("waiter not released after the restart")
+	}
+}
