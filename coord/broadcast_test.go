@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
 
 	"github.com/cogos-dev/coord/subjects"
 	"github.com/cogos-dev/coord/testenv"
@@ -247,7 +249,15 @@ func TestSubscribeLiveOnlyAndEnds(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.Close()
-	waitClosed(t, s3)
+	// Close waits for the feed's goroutine: C is already closed.
+	select {
+	case _, open := <-s3.C():
+		if open {
+			t.Fatal("message on a subscription of a closed client")
+		}
+	default:
+		t.Fatal("C still open after Close returned")
+	}
 	if err := s3.Err(); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Err after Close: %v, want ErrClosed", err)
 	}
@@ -323,9 +333,28 @@ func TestSubscribeSurvivesRestart(t *testing.T) {
 	}
 }
 
+// syncBuffer is a log sink safe for the client's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
 func TestBroadcastSkipsJunk(t *testing.T) {
 	srv := testenv.Start(t)
-	a := newClient(t, srv, "alice")
+	var logs syncBuffer
+	a := newClient(t, srv, "alice", WithLogger(zerolog.New(&logs)))
 	ctx := testCtx(t, 20*time.Second)
 	s, err := a.Subscribe(ctx, "news")
 	if err != nil {
@@ -353,6 +382,92 @@ func TestBroadcastSkipsJunk(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatalf("subscriber got nothing (Err %v)", s.Err())
+	}
+	if n := strings.Count(logs.String(), "skipping unreadable broadcast"); n != 6 {
+		t.Fatalf("%d log lines for 3 junk messages read twice, want 6:\n%s", n, logs.String())
+	}
+}
+
+// TestBroadcastStreamLimits: a stream created by an operator with other
+// settings is used as it is (drift logged), and its max message size is
+// reported as ErrMessageTooLarge with nothing stored.
+func TestBroadcastStreamLimits(t *testing.T) {
+	srv := testenv.Start(t)
+	ctx := testCtx(t, 20*time.Second)
+	js := srv.JetStream(t)
+	_, err := js.CreateStream(ctx, jetstream.StreamConfig{
+		Name:       subjects.BroadcastStream,
+		Subjects:   []string{subjects.BroadcastPrefix + ".>"},
+		MaxAge:     time.Hour,
+		MaxMsgSize: 1024,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	a := newClient(t, srv, "alice", WithLogger(zerolog.New(&logs)))
+	kept, err := a.Publish(ctx, "general", "small")
+	if err != nil {
+		t.Fatalf("Publish on a drifted stream: %v", err)
+	}
+	if !strings.Contains(logs.String(), "max age") {
+		t.Errorf("drift not logged: %s", logs.String())
+	}
+	if _, err := a.Publish(ctx, "general", strings.Repeat("x", 2000)); !errors.Is(err, ErrMessageTooLarge) {
+		t.Fatalf("Publish over the stream's max message size: %v, want ErrMessageTooLarge", err)
+	}
+	list, err := a.Broadcasts(ctx, "general", 0)
+	if err != nil || len(list) != 1 || list[0].Seq != kept.Seq {
+		t.Fatalf("listing: %v %+v", err, list)
+	}
+}
+
+// TestBroadcastsWhilePublishing: a listing taken while a publisher keeps
+// going ends, holds everything published before it began, in order.
+func TestBroadcastsWhilePublishing(t *testing.T) {
+	srv := testenv.Start(t)
+	a := newClient(t, srv, "alice")
+	p := newClient(t, srv, "pub")
+	ctx := testCtx(t, 30*time.Second)
+	var before []Broadcast
+	for i := range 50 {
+		m, err := p.Publish(ctx, "busy", fmt.Sprint(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		before = append(before, m)
+	}
+	pubCtx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; pubCtx.Err() == nil; i++ {
+			if _, err := p.Publish(pubCtx, "busy", fmt.Sprint("more ", i)); err != nil && pubCtx.Err() == nil {
+				t.Errorf("publish: %v", err)
+				return
+			}
+		}
+	}()
+	defer func() { stop(); wg.Wait() }()
+	for range 5 {
+		list, err := a.Broadcasts(ctx, "busy", 0)
+		if err != nil {
+			t.Fatalf("Broadcasts while publishing: %v", err)
+		}
+		if len(list) < len(before) {
+			t.Fatalf("listing has %d messages, want at least %d", len(list), len(before))
+		}
+		for i, m := range before {
+			if list[i].Seq != m.Seq {
+				t.Fatalf("message %d: seq %d, want %d", i, list[i].Seq, m.Seq)
+			}
+		}
+		for i := 1; i < len(list); i++ {
+			if list[i].Seq <= list[i-1].Seq {
+				t.Fatalf("out of order at %d", i)
+			}
+		}
 	}
 }
 

@@ -156,18 +156,6 @@ func (c *Client) Handoff(ctx context.Context, to, artifact, message string, opts
 	return rec.Handoff, nil
 }
 
-// Handoffs returns agent's pending handoffs ("" = this client's agent),
-// oldest first, without consuming them.
-func (c *Client) Handoffs(ctx context.Context, agent string) ([]Handoff, error) {
-	return c.listHandoffs(ctx, agent, func(s string) bool { return s == HandoffPending })
-}
-
-// HandoffArchive returns agent's accepted and rejected handoffs still within
-// the retention window ("" = this client's agent), in decision order.
-func (c *Client) HandoffArchive(ctx context.Context, agent string) ([]Handoff, error) {
-	return c.listHandoffs(ctx, agent, func(s string) bool { return s != HandoffPending })
-}
-
 // Accept accepts a handoff addressed to this client's agent and, if it
 // carries claims, makes this client their holder (see Handoff.NotTransferred).
 // Accepting an accepted handoff again returns it unchanged; accepting a

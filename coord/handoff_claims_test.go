@@ -277,12 +277,16 @@ func TestHandoffAcceptRetryAfterTransfer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stored, err := bob.findHandoff(ctx, st, h.ID)
+	pend, _, err := bob.handoffSubjects("bob")
 	if err != nil {
 		t.Fatal(err)
 	}
+	stored, _, ok, err := getHandoff(ctx, st, pend+"."+h.ID)
+	if err != nil || !ok {
+		t.Fatalf("getHandoff: %v %v", ok, err)
+	}
 	// The first try moves the claim, then "fails".
-	if lost, err := bob.transferClaims(ctx, stored.rec); err != nil || len(lost) != 0 {
+	if lost, err := bob.transferClaims(ctx, stored); err != nil || len(lost) != 0 {
 		t.Fatalf("transferClaims = %v, %v", lost, err)
 	}
 	held := bob.Held()
