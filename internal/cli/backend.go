@@ -52,6 +52,13 @@ func (e *env) open(ctx context.Context) (backend, error) {
 			return b, nil
 		}
 	}
+	return e.openDirect(ctx, info, infoErr)
+}
+
+// openDirect connects to NATS with a client of the CLI's own: --nats,
+// else $COG_NATS_URL / $NATS_URL, else the sidecar's recorded server,
+// else the default URL.
+func (e *env) openDirect(ctx context.Context, info sidecar.Info, infoErr error) (*directBackend, error) {
 	url := e.g.nats
 	if url == "" {
 		url = firstEnv("COG_NATS_URL", "NATS_URL")

@@ -55,6 +55,7 @@ func init() {
 		"handoffs":   {"[--agent ID]", "List the pending handoffs of this agent (or --agent ID).", runHandoffs},
 		"accept":     {"HANDOFF_ID", "Accept a handoff addressed to this agent (and become holder of its claims).", runAccept},
 		"checkpoint": {"NAME", "Record that this agent reached checkpoint NAME.", runCheckpoint},
+		"import":     {"WORKSPACE_ROOT [--claim-ttl DURATION]", "Import the file-based state under WORKSPACE_ROOT/.cog (claims, handoffs, broadcasts, checkpoints) into its namespace; running it again changes nothing.", runImport},
 		"wait":       {"NAME (--agents A,B,C | --count N) [--timeout DURATION]", "Wait until the agents (or any N) reached NAME; exit 1 naming who is missing on timeout.", runWait},
 	} {
 		commands[n] = sc
