@@ -114,7 +114,9 @@ func TestE2ECLIFlow(t *testing.T) {
 		t.Fatalf("wait with bob missing: want exit 1 naming bob, got %v", r)
 	}
 	waitDone := make(chan result, 1)
-	go func() { waitDone <- cli(t, dir, "alice", "wait", "tests-done", "--agents", "alice,bob", "--timeout", "30s") }()
+	go func() {
+		waitDone <- cli(t, dir, "alice", "wait", "tests-done", "--agents", "alice,bob", "--timeout", "30s")
+	}()
 	must(t, dir, "bob", "checkpoint", "tests-done")
 	if r := <-waitDone; r.code != 0 || !strings.Contains(r.stdout, "alice, bob") {
 		t.Errorf("wait after bob arrived: %v", r)
