@@ -43,6 +43,7 @@ func serve(ctx context.Context, args []string) int {
 	fs.StringVar(&cfg.Agent, "agent", os.Getenv("COG_AGENT_ID"), "default agent of requests that name none (default $COG_AGENT_ID, $USER)")
 	workspace := fs.String("workspace", os.Getenv("COG_WORKSPACE"), "workspace root: the default namespace")
 	fs.DurationVar(&cfg.ClaimTTL, "ttl", 0, "lease of claims made without one (default 30s)")
+	fs.IntVar(&cfg.Replicas, "replicas", 1, "replicas of the buckets and streams the sidecar creates (3 on a three-node cluster)")
 	fs.BoolVar(&cfg.SyncAlways, "sync-always", false, "fsync every JetStream write before acknowledging it (see docs/operations.md)")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
@@ -62,8 +63,8 @@ func serve(ctx context.Context, args []string) int {
 		cfg.PortSet = cfg.PortSet || f.Name == "port"
 	})
 	lvl, err := zerolog.ParseLevel(*level)
-	if err != nil || cfg.ClaimTTL < 0 {
-		fmt.Fprintf(os.Stderr, "coord-agent serve: bad --log-level or --ttl\n\n")
+	if err != nil || cfg.ClaimTTL < 0 || cfg.Replicas < 1 || cfg.Replicas > 5 {
+		fmt.Fprintf(os.Stderr, "coord-agent serve: bad --log-level, --ttl or --replicas\n\n")
 		serveUsage(os.Stderr, fs)
 		return 2
 	}

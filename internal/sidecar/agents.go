@@ -22,6 +22,7 @@ var errShuttingDown = errors.New("sidecar: shutting down")
 type agents struct {
 	nc       *nats.Conn
 	claimTTL time.Duration
+	replicas int
 	log      zerolog.Logger
 
 	mu      sync.Mutex
@@ -31,8 +32,8 @@ type agents struct {
 
 type agentKey struct{ ns, agent string }
 
-func newAgents(nc *nats.Conn, ttl time.Duration, log zerolog.Logger) *agents {
-	return &agents{nc: nc, claimTTL: ttl, log: log, clients: make(map[agentKey]*coord.Client)}
+func newAgents(nc *nats.Conn, ttl time.Duration, replicas int, log zerolog.Logger) *agents {
+	return &agents{nc: nc, claimTTL: ttl, replicas: replicas, log: log, clients: make(map[agentKey]*coord.Client)}
 }
 
 // get returns the agent's client, creating it on first use.
@@ -53,6 +54,7 @@ func (a *agents) get(ctx context.Context, ns, agent string) (*coord.Client, erro
 		coord.WithAgent(agent),
 		coord.WithNamespace(ns),
 		coord.WithClaimTTL(a.claimTTL),
+		coord.WithReplicas(a.replicas),
 		coord.WithLogger(a.log),
 	)
 	if err != nil {

@@ -47,6 +47,9 @@ type Config struct {
 	Namespace string
 	// ClaimTTL is the lease of claims made without a TTL.
 	ClaimTTL time.Duration
+	// Replicas is the replica count of buckets and streams the sidecar
+	// creates (3 on a three-node cluster). Default 1.
+	Replicas int
 	// Log receives the sidecar's (and the embedded server's) log lines.
 	Log zerolog.Logger
 	// NATSDebug turns on the embedded server's debug log.
@@ -97,6 +100,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.ClaimTTL == 0 {
 		c.ClaimTTL = coord.DefaultClaimTTL
+	}
+	if c.Replicas == 0 {
+		c.Replicas = 1
 	}
 	if c.NATSURL != "" && c.ConfigFile != "" {
 		return fmt.Errorf("sidecar: give --nats or --config, not both")

@@ -80,7 +80,7 @@ func Start(ctx context.Context, cfg Config) (_ *Sidecar, err error) {
 	if s.nc, err = nats.Connect(url, natsOpts...); err != nil {
 		return nil, fmt.Errorf("sidecar: connecting to %s: %w", url, err)
 	}
-	s.agents = newAgents(s.nc, cfg.ClaimTTL, cfg.Log)
+	s.agents = newAgents(s.nc, cfg.ClaimTTL, cfg.Replicas, cfg.Log)
 	// Provision the claim buckets now, so a misconfigured server fails at
 	// start rather than on the first request.
 	if _, err = s.agents.get(ctx, cfg.Namespace, cfg.Agent); err != nil {
