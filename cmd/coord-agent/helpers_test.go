@@ -72,13 +72,21 @@ type proc struct {
 // until its API answers.
 func serve(t *testing.T, dataDir string, args ...string) *proc {
 	t.Helper()
+	p := serveNoWait(t, dataDir, args...)
+	p.waitUp(t, 20*time.Second)
+	return p
+}
+
+// serveNoWait starts `coord-agent serve` without waiting for it.
+func serveNoWait(t *testing.T, dataDir string, args ...string) *proc {
 	all := append([]string{"serve", "--data", dataDir, "--port", "0", "--http", "127.0.0.1:0", "--log-level", "debug"}, args...)
 	cmd := exec.Command(bin, all...)
 	cmd.Env = baseEnv(t)
 	out := &lockedWriter{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+		t.Error(err)
+		return nil
 	}
 	p := &proc{t: t, cmd: cmd, dataDir: dataDir, out: out, done: make(chan error, 1)}
 	go func() { p.done <- cmd.Wait() }()
@@ -96,15 +104,21 @@ func serve(t *testing.T, dataDir string, args ...string) *proc {
 			t.Logf("serve %s output:\n%s", dataDir, p.output())
 		}
 	})
-	deadline := time.Now().Add(20 * time.Second)
+	return p
+}
+
+// waitUp waits until the sidecar wrote sidecar.json and its API answers.
+func (p *proc) waitUp(t *testing.T, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
 	for {
-		in, err := sidecar.ReadInfo(dataDir)
-		if err == nil && in.PID == cmd.Process.Pid {
+		in, err := sidecar.ReadInfo(p.dataDir)
+		if err == nil && in.PID == p.cmd.Process.Pid {
 			if resp, err := http.Get(in.HTTP + "/v1/health"); err == nil {
 				resp.Body.Close()
 				if resp.StatusCode == http.StatusOK {
 					p.info = in
-					return p
+					return
 				}
 			}
 		}

@@ -52,5 +52,8 @@ func runStatus(e *env, args []string) error {
 	fmt.Fprintf(w, "\nclaims of %s:\n", st.Agent)
 	printClaims(e, st.Claims)
 	printStatusHandoffs(e, st)
+	for _, msg := range st.Errors {
+		fmt.Fprintf(e.stderr, "coord-agent: status: %s\n", msg)
+	}
 	return nil
 }

@@ -50,6 +50,9 @@ type Config struct {
 	// Replicas is the replica count of buckets and streams the sidecar
 	// creates (3 on a three-node cluster). Default 1.
 	Replicas int
+	// StartTimeout bounds how long Start waits for JetStream to become
+	// usable (a cluster forming). Default 1 minute.
+	StartTimeout time.Duration
 	// Log receives the sidecar's (and the embedded server's) log lines.
 	Log zerolog.Logger
 	// NATSDebug turns on the embedded server's debug log.
@@ -100,6 +103,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.ClaimTTL == 0 {
 		c.ClaimTTL = coord.DefaultClaimTTL
+	}
+	if c.StartTimeout == 0 {
+		c.StartTimeout = time.Minute
 	}
 	if c.Replicas == 0 {
 		c.Replicas = 1

@@ -15,6 +15,8 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+
+	"github.com/cogos-dev/coord/coord"
 )
 
 // Sidecar is a running `coord-agent serve`.
@@ -82,8 +84,9 @@ func Start(ctx context.Context, cfg Config) (_ *Sidecar, err error) {
 	}
 	s.agents = newAgents(s.nc, cfg.ClaimTTL, cfg.Replicas, cfg.Log)
 	// Provision the claim buckets now, so a misconfigured server fails at
-	// start rather than on the first request.
-	if _, err = s.agents.get(ctx, cfg.Namespace, cfg.Agent); err != nil {
+	// start rather than on the first request. A cluster whose other nodes
+	// are still starting has no JetStream yet: retry for a while.
+	if err = s.provision(ctx); err != nil {
 		return nil, fmt.Errorf("sidecar: %w", err)
 	}
 	if s.ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
@@ -123,6 +126,34 @@ func Start(ctx context.Context, cfg Config) (_ *Sidecar, err error) {
 	cfg.Log.Info().Str("nats", s.info.NATSURL).Str("http", s.info.HTTP).Str("mode", mode).
 		Str("data", cfg.DataDir).Str("agent", cfg.Agent).Str("ns", cfg.Namespace).Msg("coord-agent serving")
 	return s, nil
+}
+
+// provision creates the sidecar agent's client (and so the claim
+// buckets), retrying for up to cfg.StartTimeout while JetStream is not
+// ready (a cluster forming).
+func (s *Sidecar) provision(ctx context.Context) error {
+	deadline := time.Now().Add(s.cfg.StartTimeout)
+	for {
+		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := s.agents.get(actx, s.cfg.Namespace, s.cfg.Agent)
+		cancel()
+		if err == nil || isPermanent(err) || time.Now().After(deadline) {
+			return err
+		}
+		s.cfg.Log.Warn().Err(err).Msg("JetStream not ready (cluster still forming?); retrying")
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// isPermanent reports errors that waiting will not fix.
+func isPermanent(err error) bool {
+	return errors.Is(err, coord.ErrInvalidOption) || errors.Is(err, coord.ErrInvalidAgent) ||
+		errors.Is(err, coord.ErrInvalidNamespace) || errors.Is(err, nats.ErrAuthorization) ||
+		errors.Is(err, nats.ErrPermissionViolation)
 }
 
 // Info says where the sidecar listens.

@@ -25,6 +25,8 @@ type Status struct {
 	Held []coord.Claim `json:"held,omitempty"`
 	// Handoffs are this agent's pending handoffs.
 	Handoffs []coord.Handoff `json:"handoffs"`
+	// Errors are the parts of the status that could not be read.
+	Errors []string `json:"errors,omitempty"`
 }
 
 // ServerStatus describes the NATS server the client is connected to.
@@ -127,8 +129,10 @@ func CollectStatus(ctx context.Context, c *coord.Client) (*Status, error) {
 		return nil, err
 	}
 	st.Claims = filterClaims(all, c.Agent())
+	// A handoff stream created a moment ago on a cluster may not answer
+	// direct gets yet: report it rather than fail the whole status.
 	if st.Handoffs, err = c.Handoffs(ctx, ""); err != nil {
-		return nil, err
+		st.Errors = append(st.Errors, "handoffs: "+err.Error())
 	}
 	if st.Handoffs == nil {
 		st.Handoffs = []coord.Handoff{}
