@@ -244,3 +244,26 @@ func TestE2EDirect(t *testing.T) {
 		return cli(t, dir, "", "owner", "x").code == 1
 	})
 }
+
+// TestE2EUnixSocket: the API on a Unix socket, found through sidecar.json
+// or given with --sidecar unix:/path.
+func TestE2EUnixSocket(t *testing.T) {
+	dir := t.TempDir()
+	sock := dir + "/api.sock"
+	p := serveNoWait(t, dir, "--http", "unix:"+sock)
+	eventually(t, 20*time.Second, "sidecar.json naming the socket", func() bool {
+		in, err := sidecar.ReadInfo(dir)
+		return err == nil && in.HTTP == "unix:"+sock
+	})
+	r := must(t, dir, "alice", "claim", "sock/file")
+	if !strings.Contains(r.stdout, "kept alive by the sidecar at unix:"+sock) {
+		t.Errorf("claim through the socket: %v", r)
+	}
+	r = must(t, t.TempDir(), "bob", "owner", "sock/file", "--sidecar", "unix:"+sock)
+	if strings.TrimSpace(r.stdout) != "alice" {
+		t.Errorf("owner with --sidecar unix:: %v", r)
+	}
+	if code := p.stop(); code != 0 {
+		t.Errorf("stop: exit %d", code)
+	}
+}

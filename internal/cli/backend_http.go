@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -18,19 +19,30 @@ import (
 // httpBackend goes through a sidecar's local API: claims it makes are
 // held, and kept alive, by the sidecar.
 type httpBackend struct {
-	base      string
+	base      string // URL prefix of requests
+	shown     string // the address as the user knows it
 	agent, ns string
 	hc        *http.Client
 }
 
+// newHTTPBackend talks to a sidecar at addr: host:port, http://host:port,
+// or unix:/path/to/socket.
 func newHTTPBackend(addr, agent, ns string) *httpBackend {
+	if sock, ok := strings.CutPrefix(addr, "unix:"); ok {
+		tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", sock)
+		}}
+		return &httpBackend{base: "http://unix", shown: addr, agent: agent, ns: ns, hc: &http.Client{Transport: tr}}
+	}
 	if !strings.Contains(addr, "://") {
 		addr = "http://" + addr
 	}
-	return &httpBackend{base: strings.TrimRight(addr, "/"), agent: agent, ns: ns, hc: &http.Client{}}
+	base := strings.TrimRight(addr, "/")
+	return &httpBackend{base: base, shown: base, agent: agent, ns: ns, hc: &http.Client{}}
 }
 
-func (h *httpBackend) viaSidecar() string { return h.base }
+func (h *httpBackend) viaSidecar() string { return h.shown }
 
 func (h *httpBackend) close() { h.hc.CloseIdleConnections() }
 
@@ -76,7 +88,7 @@ func (h *httpBackend) do(ctx context.Context, method, path string, body, out any
 	}
 	resp, err := h.hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("sidecar %s: %w", h.base, err)
+		return fmt.Errorf("sidecar %s: %w", h.shown, err)
 	}
 	defer resp.Body.Close()
 	return decodeResponse(resp, out)

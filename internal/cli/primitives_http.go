@@ -43,7 +43,7 @@ func (h *httpBackend) follow(ctx context.Context, channel string, since time.Dur
 		if ctx.Err() != nil {
 			return nil
 		}
-		return fmt.Errorf("sidecar %s: %w", h.base, err)
+		return fmt.Errorf("sidecar %s: %w", h.shown, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -66,7 +66,7 @@ func (h *httpBackend) follow(ctx context.Context, channel string, since time.Dur
 	if err := sc.Err(); err != nil {
 		return fmt.Errorf("sidecar: follow: %w", err)
 	}
-	return fmt.Errorf("sidecar %s ended the stream (stopped?)", h.base)
+	return fmt.Errorf("sidecar %s ended the stream (stopped?)", h.shown)
 }
 
 func (h *httpBackend) handoff(ctx context.Context, req sidecar.HandoffRequest) (coord.Handoff, error) {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
 
 	"github.com/cogos-dev/coord/coord"
 )
@@ -89,7 +90,7 @@ func Start(ctx context.Context, cfg Config) (_ *Sidecar, err error) {
 	if err = s.provision(ctx); err != nil {
 		return nil, fmt.Errorf("sidecar: %w", err)
 	}
-	if s.ln, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+	if s.ln, err = listen(cfg.HTTPAddr, cfg.Log); err != nil {
 		s.agents.releaseAll(ctx)
 		return nil, fmt.Errorf("sidecar: HTTP API on %s (is another sidecar running? try --http): %w", cfg.HTTPAddr, err)
 	}
@@ -102,7 +103,7 @@ func Start(ctx context.Context, cfg Config) (_ *Sidecar, err error) {
 	}
 	s.info = Info{
 		PID:       os.Getpid(),
-		HTTP:      "http://" + s.ln.Addr().String(),
+		HTTP:      httpURL(s.ln),
 		NATSURL:   redact(url),
 		Mode:      mode,
 		DataDir:   cfg.DataDir,
@@ -193,6 +194,42 @@ func (s *Sidecar) closeNATS() {
 		s.srv.Shutdown()
 		s.srv.WaitForShutdown()
 	}
+}
+
+// listen opens the API's listener: "unix:/path" is a Unix socket (mode
+// 0600: only this user), anything else a TCP address. A TCP address that
+// is not loopback is logged: the API has no authentication.
+func listen(addr string, log zerolog.Logger) (net.Listener, error) {
+	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
+		ln, err := net.Listen("unix", path)
+		if err != nil {
+			return nil, err
+		}
+		if err := os.Chmod(path, 0o600); err != nil {
+			ln.Close()
+			return nil, err
+		}
+		return ln, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	if ta, ok := ln.Addr().(*net.TCPAddr); ok && !ta.IP.IsLoopback() {
+		log.Warn().Str("http", addr).Msg("the HTTP API has no authentication and listens beyond loopback: any host that reaches it can act as any agent")
+	}
+	return ln, nil
+}
+
+// httpURL is how clients reach ln: http://host:port or unix:/path.
+func httpURL(ln net.Listener) string {
+	if ln.Addr().Network() == "unix" {
+		return "unix:" + ln.Addr().String()
+	}
+	return "http://" + ln.Addr().String()
 }
 
 // redact hides a password in each of a comma-separated list of URLs.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"testing"
@@ -179,5 +180,36 @@ func TestErrorBody(t *testing.T) {
 	_, b = errorBody(&coord.CheckpointTimeoutError{Name: "c", Missing: []string{"b"}, Arrived: []string{"a"}})
 	if len(b.Missing) != 1 || b.Missing[0] != "b" || len(b.Arrived) != 1 {
 		t.Errorf("timeout body: %+v", b)
+	}
+}
+
+// TestUnixSocket: --http unix:/path serves the API on a socket only this
+// user can open.
+func TestUnixSocket(t *testing.T) {
+	srv := testenv.Start(t)
+	sock := t.TempDir() + "/api.sock"
+	cfg := Config{NATSURL: srv.URL(), DataDir: t.TempDir(), HTTPAddr: "unix:" + sock, Log: zerolog.New(zerolog.NewTestWriter(t))}
+	s, err := Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Shutdown(context.Background())
+	if s.Info().HTTP != "unix:"+sock {
+		t.Fatalf("info http %q", s.Info().HTTP)
+	}
+	fi, err := os.Stat(sock)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("socket mode: %v %v", fi, err)
+	}
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+	}}}
+	resp, err := hc.Get("http://unix/v1/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("health over the socket: %d", resp.StatusCode)
 	}
 }
