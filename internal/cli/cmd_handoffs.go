@@ -62,10 +62,15 @@ func runHandoffs(e *env, args []string) error {
 		return err
 	}
 	defer b.close()
-	agent := e.agent()
-	list, err := b.handoffs(e.ctx, agent)
+	// "" asks for the requester's own: the sidecar's agent when no
+	// --agent or $COG_AGENT_ID names one.
+	list, err := b.handoffs(e.ctx, e.g.agent)
 	if err != nil {
 		return err
+	}
+	agent := e.g.agent
+	if agent == "" {
+		agent = "this agent"
 	}
 	if list == nil {
 		list = []coord.Handoff{}
