@@ -227,8 +227,25 @@ func (c *Client) Broadcasts(ctx context.Context, channel string, since time.Dura
 		return out, nil
 	}
 	out = make([]Broadcast, 0, min(ci.NumPending, 4096))
+	var read uint64 // stream sequence of the last message read
+	r := newIdleReader(ctx, it)
+	defer r.stop()
 	for {
-		m, err := it.Next(jetstream.NextContext(ctx))
+		m, err := r.next()
+		if errors.Is(err, errListingIdle) {
+			// Nothing came for a while: the messages still counted as
+			// pending may have been removed (aged out, deleted) since the
+			// consumer was made. Done if the server has nothing left that
+			// it has not already handed over.
+			ci, err := oc.Info(ctx)
+			if err != nil {
+				return fail(err)
+			}
+			if ci.NumPending == 0 && ci.Delivered.Stream <= read {
+				return out, nil
+			}
+			continue
+		}
 		if err != nil {
 			return fail(err)
 		}
@@ -236,6 +253,7 @@ func (c *Client) Broadcasts(ctx context.Context, channel string, since time.Dura
 		if err != nil {
 			return fail(err)
 		}
+		read = md.Sequence.Stream
 		b, seq, err := decodeBroadcast(m, channel)
 		if err != nil {
 			c.log.Warn().Err(err).Str("subject", subj).Uint64("seq", seq).Msg("skipping unreadable broadcast")
@@ -246,6 +264,51 @@ func (c *Client) Broadcasts(ctx context.Context, channel string, since time.Dura
 			return out, nil
 		}
 	}
+}
+
+// listingIdle is how long a listing waits for its next message before it
+// asks the server whether any are left.
+const listingIdle = time.Second
+
+var errListingIdle = errors.New("coord: listing idle")
+
+// idleReader reads a listing's messages, giving errListingIdle when none
+// came for listingIdle. One timer, reset per message, serves the whole
+// listing (a context per message costs more than the read).
+type idleReader struct {
+	ctx    context.Context
+	it     jetstream.MessagesContext
+	idle   context.Context
+	cancel context.CancelCauseFunc
+	timer  *time.Timer
+}
+
+func newIdleReader(ctx context.Context, it jetstream.MessagesContext) *idleReader {
+	r := &idleReader{ctx: ctx, it: it}
+	r.arm()
+	return r
+}
+
+func (r *idleReader) arm() {
+	idle, cancel := context.WithCancelCause(r.ctx)
+	r.idle, r.cancel = idle, cancel
+	r.timer = time.AfterFunc(listingIdle, func() { cancel(errListingIdle) })
+}
+
+func (r *idleReader) stop() {
+	r.timer.Stop()
+	r.cancel(nil)
+}
+
+func (r *idleReader) next() (jetstream.Msg, error) {
+	m, err := r.it.Next(jetstream.NextContext(r.idle))
+	if err != nil && r.ctx.Err() == nil && errors.Is(context.Cause(r.idle), errListingIdle) {
+		r.stop()
+		r.arm()
+		return nil, errListingIdle
+	}
+	r.timer.Reset(listingIdle)
+	return m, err
 }
 
 // dropConsumer stops a listing's iterator and deletes its server-side

@@ -159,3 +159,29 @@ func BenchmarkBroadcastFanout(b *testing.B) {
 		wg.Wait()
 	})
 }
+
+// BenchmarkBroadcastList: listing a channel of 1,000 messages (one ordered
+// consumer read to the end).
+func BenchmarkBroadcastList(b *testing.B) {
+	srv := testenv.Start(b)
+	c := newClient(b, srv, "bench")
+	ctx := context.Background()
+	js := srv.JetStream(b)
+	if _, err := c.Publish(ctx, "list", "first"); err != nil {
+		b.Fatal(err)
+	}
+	subj, _ := subjects.BroadcastSubject("test", "list")
+	body := benchBody(b)
+	for range 999 {
+		if _, err := js.PublishAsync(subj, body); err != nil {
+			b.Fatal(err)
+		}
+	}
+	<-js.PublishAsyncComplete()
+	for b.Loop() {
+		got, err := c.Broadcasts(ctx, "list", 0)
+		if err != nil || len(got) != 1000 {
+			b.Fatalf("listing: %v, %d messages", err, len(got))
+		}
+	}
+}
