@@ -294,6 +294,18 @@ func TestCheckpointSkipsJunk(t *testing.T) {
 	if _, err := a.WaitCheckpointCount(wctx, "cp", 2); !errors.Is(err, ErrTimeout) {
 		t.Fatalf("WaitCheckpointCount(2) with one real arrival and junk: %v", err)
 	}
+	// An agent whose own key holds junk still arrives: Arrive replaces it.
+	if _, err := kv.PutString(ctx, "test.cp.b", "junk"); err != nil {
+		t.Fatal(err)
+	}
+	b := newClient(t, srv, "b")
+	if err := b.Arrive(ctx, "cp"); err != nil {
+		t.Fatalf("Arrive over junk: %v", err)
+	}
+	got, err = a.Arrivals(ctx, "cp")
+	if err != nil || !slices.Equal(got, []string{"a", "b"}) {
+		t.Fatalf("Arrivals after arriving over junk: %v %v", err, got)
+	}
 	if err := a.ResetCheckpoint(ctx, "cp"); err != nil {
 		t.Fatal(err)
 	}
