@@ -158,27 +158,6 @@ func streamError(err error) error {
 	return err
 }
 
-// decodeBroadcast reads a stored broadcast. A body that does not parse, or
-// lacks an agent or a message, is ErrBadValue.
-func decodeBroadcast(m jetstream.Msg, channel string) (Broadcast, uint64, error) {
-	md, err := m.Metadata()
-	if err != nil {
-		return Broadcast{}, 0, fmt.Errorf("%w: broadcast metadata: %w", ErrBadValue, err)
-	}
-	var w wireBroadcast
-	if err := json.Unmarshal(m.Data(), &w); err != nil {
-		return Broadcast{}, md.Sequence.Stream, fmt.Errorf("%w: broadcast %d: %w", ErrBadValue, md.Sequence.Stream, err)
-	}
-	if w.Agent == "" || w.Message == "" {
-		return Broadcast{}, md.Sequence.Stream, fmt.Errorf("%w: broadcast %d has no agent or no message", ErrBadValue, md.Sequence.Stream)
-	}
-	b := Broadcast{Channel: channel, Agent: w.Agent, Message: w.Message, Timestamp: w.Timestamp, Seq: md.Sequence.Stream}
-	if b.Timestamp.IsZero() {
-		b.Timestamp = md.Timestamp.UTC()
-	}
-	return b, md.Sequence.Stream, nil
-}
-
 // Broadcasts lists the messages of channel stored in the last since (all
 // retained messages when since <= 0), oldest first, each once. It reads the
 // channel with one ordered consumer up to the last message stored when the
@@ -261,9 +240,9 @@ func (c *Client) Broadcasts(ctx context.Context, channel string, since time.Dura
 			return fail(err)
 		}
 		read = md.Sequence.Stream
-		b, seq, err := decodeBroadcast(m, channel)
+		b, err := decodeBroadcast(m, md, channel)
 		if err != nil {
-			c.log.Warn().Err(err).Str("subject", subj).Uint64("seq", seq).Msg("skipping unreadable broadcast")
+			c.log.Warn().Err(err).Str("subject", subj).Msg("skipping unreadable broadcast")
 		} else {
 			out = append(out, b)
 		}
