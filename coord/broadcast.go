@@ -175,12 +175,15 @@ func (c *Client) Broadcasts(ctx context.Context, channel string, since time.Dura
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := withDefaultTimeout(ctx)
-	defer cancel()
 	fail := func(err error) ([]Broadcast, error) {
 		return nil, fmt.Errorf("coord: listing channel %q: %w", channel, streamError(err))
 	}
-	info, err := st.Info(ctx)
+	// Requests are bounded by the default timeout when ctx has no deadline;
+	// reading is not (a long channel takes as long as it takes), but a
+	// stalled read ends by the idle check below.
+	setup, cancel := withDefaultTimeout(ctx)
+	defer cancel()
+	info, err := st.Info(setup)
 	if err != nil {
 		return fail(err)
 	}
@@ -199,7 +202,7 @@ func (c *Client) Broadcasts(ctx context.Context, channel string, since time.Dura
 		cfg.DeliverPolicy = jetstream.DeliverByStartTimePolicy
 		cfg.OptStartTime = &start
 	}
-	oc, err := st.OrderedConsumer(ctx, cfg)
+	oc, err := st.OrderedConsumer(setup, cfg)
 	if err != nil {
 		return fail(err)
 	}
@@ -223,7 +226,9 @@ func (c *Client) Broadcasts(ctx context.Context, channel string, since time.Dura
 			// pending may have been removed (aged out, deleted) since the
 			// consumer was made. Done if the server has nothing left that
 			// it has not already handed over.
-			ci, err := oc.Info(ctx)
+			ictx, icancel := withDefaultTimeout(ctx)
+			ci, err := oc.Info(ictx)
+			icancel()
 			if err != nil {
 				return fail(err)
 			}
