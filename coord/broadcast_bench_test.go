@@ -146,7 +146,7 @@ func BenchmarkBroadcastFanout(b *testing.B) {
 		cancel()
 		wg.Wait()
 	})
-	b.Run("raw", func(b *testing.B) {
+	rawRun := func(b *testing.B, hop bool) {
 		var got atomic.Int64
 		var its []jetstream.MessagesContext
 		var wg sync.WaitGroup
@@ -167,12 +167,34 @@ func BenchmarkBroadcastFanout(b *testing.B) {
 			}
 			its = append(its, it)
 			wg.Add(1)
+			if !hop {
+				go func() {
+					defer wg.Done()
+					for {
+						if _, err := it.Next(); err != nil {
+							return
+						}
+						got.Add(1)
+					}
+				}()
+				continue
+			}
+			// The same with a channel between reader and consumer, as a
+			// Subscription has.
+			ch := make(chan jetstream.Msg, subscriptionBuffer)
 			go func() {
-				defer wg.Done()
+				defer close(ch)
 				for {
-					if _, err := it.Next(); err != nil {
+					m, err := it.Next()
+					if err != nil {
 						return
 					}
+					ch <- m
+				}
+			}()
+			go func() {
+				defer wg.Done()
+				for range ch {
 					got.Add(1)
 				}
 			}()
@@ -182,7 +204,9 @@ func BenchmarkBroadcastFanout(b *testing.B) {
 			it.Stop()
 		}
 		wg.Wait()
-	})
+	}
+	b.Run("raw", func(b *testing.B) { rawRun(b, false) })
+	b.Run("raw-chan", func(b *testing.B) { rawRun(b, true) })
 }
 
 // BenchmarkBroadcastList: listing a channel of 1,000 messages (one ordered
