@@ -144,8 +144,10 @@ func TestBroadcastBurst(t *testing.T) {
 		perSecond[m.Timestamp.Unix()]++
 		busiest = max(busiest, perSecond[m.Timestamp.Unix()])
 	}
-	if busiest < 2 {
-		t.Errorf("no two messages shared a second; the burst test proves nothing")
+	// The seed named files by the second and lost all but one message per
+	// second and agent; here hundreds share a second (1,000 in about 1-2 s).
+	if busiest < 100 {
+		t.Errorf("at most %d messages shared a second; the burst test proves little", busiest)
 	}
 	t.Logf("up to %d messages in one second", busiest)
 
