@@ -521,3 +521,52 @@ func TestBroadcastBadInput(t *testing.T) {
 		t.Fatalf("Publish after refusals: %v", err)
 	}
 }
+
+// TestBroadcastChannelsIsolated: channels whose names look like wildcards or
+// hold dots, and other namespaces, never see each other's messages, in
+// listings or live.
+func TestBroadcastChannelsIsolated(t *testing.T) {
+	srv := testenv.Start(t)
+	a := newClient(t, srv, "alice")
+	other := newClient(t, srv, "alice", WithNamespace("test.other"))
+	ctx := testCtx(t, 20*time.Second)
+	channels := []string{"a", "a.b", "*", ">", "a=2Eb", "ünï"}
+	subs := map[string]*Subscription{}
+	for _, ch := range channels {
+		s, err := a.Subscribe(ctx, ch)
+		if err != nil {
+			t.Fatalf("Subscribe(%q): %v", ch, err)
+		}
+		subs[ch] = s
+	}
+	for _, ch := range channels {
+		if _, err := other.Publish(ctx, ch, "other namespace "+ch); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.Publish(ctx, ch, "to "+ch); err != nil {
+			t.Fatalf("Publish(%q): %v", ch, err)
+		}
+	}
+	for _, ch := range channels {
+		list, err := a.Broadcasts(ctx, ch, 0)
+		if err != nil || len(list) != 1 || list[0].Message != "to "+ch || list[0].Channel != ch {
+			t.Errorf("Broadcasts(%q): %v %+v", ch, err, list)
+		}
+		select {
+		case m := <-subs[ch].C():
+			if m.Message != "to "+ch {
+				t.Errorf("subscriber of %q got %+v", ch, m)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("subscriber of %q got nothing", ch)
+		}
+	}
+	// Nothing else arrives on any feed.
+	for ch, s := range subs {
+		select {
+		case m := <-s.C():
+			t.Errorf("subscriber of %q also got %+v", ch, m)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}

@@ -392,3 +392,30 @@ func TestCheckpointWaitAcrossRestart(t *testing.T) {
 		t.Fatal("waiter not released after the restart")
 	}
 }
+
+// TestCheckpointSameAgentConcurrently: many clients of one agent arriving
+// at once all succeed and leave one arrival.
+func TestCheckpointSameAgentConcurrently(t *testing.T) {
+	srv := testenv.Start(t)
+	ctx := testCtx(t, 20*time.Second)
+	var wg sync.WaitGroup
+	for range 8 {
+		c := newClient(t, srv, "twin")
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := c.Arrive(ctx, "cp"); err != nil {
+				t.Errorf("Arrive: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	// The bucket is fresh: exactly one write ever reached it.
+	st, err := srv.JetStream(t).Stream(ctx, "KV_"+subjects.CheckpointsBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last := st.CachedInfo().State.LastSeq; last != 1 {
+		t.Fatalf("%d writes to the checkpoint bucket, want 1", last)
+	}
+}
