@@ -206,7 +206,7 @@ func (c *Client) Broadcasts(ctx context.Context, channel string, since time.Dura
 	if err != nil {
 		return fail(err)
 	}
-	it, err := oc.Messages(jetstream.PullMaxMessages(512))
+	it, err := oc.Messages(c.pullLimits(512))
 	if err != nil {
 		return fail(err)
 	}
@@ -300,6 +300,13 @@ func (r *idleReader) next() (jetstream.Msg, error) {
 	}
 	r.timer.Reset(listingIdle)
 	return m, err
+}
+
+// pullLimits bounds what a listing or feed buffers client-side: n messages,
+// and bytes enough for a few of the largest the server accepts (a byte
+// limit below one message would stall the consumer).
+func (c *Client) pullLimits(n int) jetstream.PullMessagesOpt {
+	return jetstream.PullMaxMessagesWithBytesLimit(n, int(max(4<<20, 2*c.nc.MaxPayload())))
 }
 
 // dropConsumer stops a listing's iterator and deletes its server-side

@@ -98,7 +98,7 @@ func (c *Client) Subscribe(ctx context.Context, channel string) (*Subscription, 
 	if err != nil {
 		return fail(err)
 	}
-	it, err := oc.Messages(jetstream.PullMaxMessages(subscriptionBuffer))
+	it, err := oc.Messages(c.pullLimits(subscriptionBuffer))
 	if err != nil {
 		return fail(err)
 	}
