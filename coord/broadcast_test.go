@@ -570,3 +570,36 @@ func TestBroadcastChannelsIsolated(t *testing.T) {
 		}
 	}
 }
+
+// TestBroadcastLargestMessage: a message of MaxMessageBytes that JSON has to
+// escape throughout (six times larger stored) is stored, listed and fed
+// intact.
+func TestBroadcastLargestMessage(t *testing.T) {
+	srv := testenv.Start(t)
+	a := newClient(t, srv, "alice")
+	ctx := testCtx(t, 20*time.Second)
+	s, err := a.Subscribe(ctx, "big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := strings.Repeat("<", MaxMessageBytes)
+	for range 3 {
+		if _, err := a.Publish(ctx, "big", msg); err != nil {
+			t.Fatalf("Publish of %d bytes: %v", len(msg), err)
+		}
+	}
+	list, err := a.Broadcasts(ctx, "big", 0)
+	if err != nil || len(list) != 3 || list[2].Message != msg {
+		t.Fatalf("Broadcasts: %v, %d messages", err, len(list))
+	}
+	for range 3 {
+		select {
+		case m := <-s.C():
+			if m.Message != msg {
+				t.Fatalf("feed got a %d-byte message, want %d", len(m.Message), len(msg))
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("feed stalled (Err %v)", s.Err())
+		}
+	}
+}
