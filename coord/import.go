@@ -86,7 +86,7 @@ func (r ImportReport) String() string {
 	var b strings.Builder
 	for _, k := range []ImportKind{ImportClaim, ImportHandoff, ImportBroadcast, ImportCheckpoint} {
 		i, s, f := r.Count(k)
-		fmt.Fprintf(&b, "%-10s imported %d, already present %d, failed %d\n", k+"s", i, s, f)
+		fmt.Fprintf(&b, "%-11s imported %d, already present %d, failed %d\n", k+"s", i, s, f)
 	}
 	return b.String()
 }

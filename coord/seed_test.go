@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -578,5 +579,64 @@ func TestSeedImportAndAcceptByFile(t *testing.T) {
 	}
 	if err := WaitCheckpoint(root, "phase-1", []string{"alice", "bob", "carol"}, time.Second); err != nil {
 		t.Fatalf("imported checkpoint seen by WaitCheckpoint: %v", err)
+	}
+}
+
+// BenchmarkSeedClaimRelease measures a CreateClaim + ReleaseClaim pair
+// through the package-level functions (namespace resolution from the
+// workspace on every call included), against BenchmarkClientClaimRelease,
+// the same pair on a Client.
+func BenchmarkSeedClaimRelease(b *testing.B) {
+	srv := testenv.Start(b)
+	b.Setenv("COG_NATS_URL", srv.URL())
+	b.Setenv("COG_NAMESPACE", "")
+	b.Setenv("COG_AGENT_ID", "bench")
+	b.Setenv("COG_CLAIM_TTL", "")
+	root := filepath.Join(b.TempDir(), "ws")
+	if err := os.MkdirAll(filepath.Join(root, ".git"), 0o755); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, ".git", "config"), []byte(gitConfig("git@github.com:o/r.git")), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { CloseDefaultClients() })
+	for b.Loop() {
+		if _, err := CreateClaim(root, "src/a.go", "bench"); err != nil {
+			b.Fatal(err)
+		}
+		if err := ReleaseClaim(root, "src/a.go"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkClientClaimRelease(b *testing.B) {
+	srv := testenv.Start(b)
+	c := newClient(b, srv, "bench")
+	ctx := context.Background()
+	for b.Loop() {
+		cl, err := c.TryAcquire(ctx, "src/a.go", WithReason("bench"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := c.Release(ctx, cl); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkNamespace(b *testing.B) {
+	b.Setenv("COG_NAMESPACE", "")
+	root := filepath.Join(b.TempDir(), "ws")
+	if err := os.MkdirAll(filepath.Join(root, ".git"), 0o755); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, ".git", "config"), []byte(gitConfig("git@github.com:o/r.git")), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, err := Namespace(root); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
