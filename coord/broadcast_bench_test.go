@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -51,6 +52,30 @@ func BenchmarkBroadcastPublish(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
+	})
+	// paired alternates the two, so both see the same load (the machine is
+	// shared): p50 of each, and the median extra cost of coord's Publish.
+	b.Run("paired", func(b *testing.B) {
+		js := srv.JetStream(b)
+		subj, _ := subjects.BroadcastSubject("test", "bench")
+		body := benchBody(b)
+		var coordT, rawT []time.Duration
+		for b.Loop() {
+			start := time.Now()
+			if _, err := c.Publish(ctx, "bench", msg); err != nil {
+				b.Fatal(err)
+			}
+			mid := time.Now()
+			if _, err := js.Publish(ctx, subj, body); err != nil {
+				b.Fatal(err)
+			}
+			coordT = append(coordT, mid.Sub(start))
+			rawT = append(rawT, time.Since(mid))
+		}
+		slices.Sort(coordT)
+		slices.Sort(rawT)
+		b.ReportMetric(float64(coordT[len(coordT)/2].Nanoseconds())/1e3, "coord-p50-µs")
+		b.ReportMetric(float64(rawT[len(rawT)/2].Nanoseconds())/1e3, "raw-p50-µs")
 	})
 }
 
@@ -121,7 +146,7 @@ func BenchmarkBroadcastFanout(b *testing.B) {
 		cancel()
 		wg.Wait()
 	})
-	b.Run("raw", func(b *testing.B) {
+	rawRun := func(b *testing.B, hop bool) {
 		var got atomic.Int64
 		var its []jetstream.MessagesContext
 		var wg sync.WaitGroup
@@ -142,12 +167,34 @@ func BenchmarkBroadcastFanout(b *testing.B) {
 			}
 			its = append(its, it)
 			wg.Add(1)
+			if !hop {
+				go func() {
+					defer wg.Done()
+					for {
+						if _, err := it.Next(); err != nil {
+							return
+						}
+						got.Add(1)
+					}
+				}()
+				continue
+			}
+			// The same with a channel between reader and consumer, as a
+			// Subscription has.
+			ch := make(chan jetstream.Msg, subscriptionBuffer)
 			go func() {
-				defer wg.Done()
+				defer close(ch)
 				for {
-					if _, err := it.Next(); err != nil {
+					m, err := it.Next()
+					if err != nil {
 						return
 					}
+					ch <- m
+				}
+			}()
+			go func() {
+				defer wg.Done()
+				for range ch {
 					got.Add(1)
 				}
 			}()
@@ -157,5 +204,33 @@ func BenchmarkBroadcastFanout(b *testing.B) {
 			it.Stop()
 		}
 		wg.Wait()
-	})
+	}
+	b.Run("raw", func(b *testing.B) { rawRun(b, false) })
+	b.Run("raw-chan", func(b *testing.B) { rawRun(b, true) })
+}
+
+// BenchmarkBroadcastList: listing a channel of 1,000 messages (one ordered
+// consumer read to the end).
+func BenchmarkBroadcastList(b *testing.B) {
+	srv := testenv.Start(b)
+	c := newClient(b, srv, "bench")
+	ctx := context.Background()
+	js := srv.JetStream(b)
+	if _, err := c.Publish(ctx, "list", "first"); err != nil {
+		b.Fatal(err)
+	}
+	subj, _ := subjects.BroadcastSubject("test", "list")
+	body := benchBody(b)
+	for range 999 {
+		if _, err := js.PublishAsync(subj, body); err != nil {
+			b.Fatal(err)
+		}
+	}
+	<-js.PublishAsyncComplete()
+	for b.Loop() {
+		got, err := c.Broadcasts(ctx, "list", 0)
+		if err != nil || len(got) != 1000 {
+			b.Fatalf("listing: %v, %d messages", err, len(got))
+		}
+	}
 }

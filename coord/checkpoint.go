@@ -51,8 +51,24 @@ func (c *Client) Arrive(ctx context.Context, name string) error {
 	}
 	ctx, cancel := withDefaultTimeout(ctx)
 	defer cancel()
-	_, err = b.Create(ctx, key, val, 0)
-	if err != nil && !errors.Is(err, kvstore.ErrKeyExists) {
+	for attempt := 0; ; attempt++ {
+		_, err = b.Create(ctx, key, val, 0)
+		var exists *kvstore.ExistsError
+		if !errors.As(err, &exists) {
+			break
+		}
+		if _, bad := decodeArrival(exists.Entry.Key, exists.Entry.Value); bad == nil {
+			return nil // arrived before
+		}
+		// The key holds something unreadable (written by hand), which
+		// waiters skip: replace it, or this arrival would never count.
+		c.log.Warn().Str("key", key).Msg("replacing unreadable checkpoint arrival")
+		_, err = b.Update(ctx, key, val, exists.Entry.Revision, 0)
+		if !errors.Is(err, kvstore.ErrRevisionMismatch) || attempt == 2 {
+			break
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("coord: arriving at checkpoint %q: %w", name, wrapNATS(err))
 	}
 	return nil

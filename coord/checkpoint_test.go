@@ -294,6 +294,18 @@ func TestCheckpointSkipsJunk(t *testing.T) {
 	if _, err := a.WaitCheckpointCount(wctx, "cp", 2); !errors.Is(err, ErrTimeout) {
 		t.Fatalf("WaitCheckpointCount(2) with one real arrival and junk: %v", err)
 	}
+	// An agent whose own key holds junk still arrives: Arrive replaces it.
+	if _, err := kv.PutString(ctx, "test.cp.b", "junk"); err != nil {
+		t.Fatal(err)
+	}
+	b := newClient(t, srv, "b")
+	if err := b.Arrive(ctx, "cp"); err != nil {
+		t.Fatalf("Arrive over junk: %v", err)
+	}
+	got, err = a.Arrivals(ctx, "cp")
+	if err != nil || !slices.Equal(got, []string{"a", "b"}) {
+		t.Fatalf("Arrivals after arriving over junk: %v %v", err, got)
+	}
 	if err := a.ResetCheckpoint(ctx, "cp"); err != nil {
 		t.Fatal(err)
 	}
@@ -378,5 +390,32 @@ func TestCheckpointWaitAcrossRestart(t *testing.T) {
 		t.Logf("released %v after the arrival", time.Since(start))
 	case <-time.After(10 * time.Second):
 		t.Fatal("waiter not released after the restart")
+	}
+}
+
+// TestCheckpointSameAgentConcurrently: many clients of one agent arriving
+// at once all succeed and leave one arrival.
+func TestCheckpointSameAgentConcurrently(t *testing.T) {
+	srv := testenv.Start(t)
+	ctx := testCtx(t, 20*time.Second)
+	var wg sync.WaitGroup
+	for range 8 {
+		c := newClient(t, srv, "twin")
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := c.Arrive(ctx, "cp"); err != nil {
+				t.Errorf("Arrive: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	// The bucket is fresh: exactly one write ever reached it.
+	st, err := srv.JetStream(t).Stream(ctx, "KV_"+subjects.CheckpointsBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last := st.CachedInfo().State.LastSeq; last != 1 {
+		t.Fatalf("%d writes to the checkpoint bucket, want 1", last)
 	}
 }

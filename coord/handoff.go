@@ -61,7 +61,7 @@ type Handoff struct {
 	// Status is pending, accepted or rejected.
 	Status    string    `json:"status"`
 	Reason    string    `json:"reason,omitempty"`
-	DecidedAt time.Time `json:"decided_at,omitempty"`
+	DecidedAt time.Time `json:"decided_at,omitempty,omitzero"` // omitzero: a pending handoff has no decided_at
 	// NotTransferred lists the Claims an accept could not move to the
 	// recipient because the sender no longer held them (released, expired or
 	// taken by someone else since the handoff was sent). Every other path in

@@ -90,4 +90,29 @@ func BenchmarkHandoff(b *testing.B) {
 		}
 		b.ReportMetric(float64(cycle.Microseconds())/float64(b.N), "handoff+accept-µs/op")
 	})
+
+	// Listing cost follows the pending handoffs, not the archive: carol has
+	// one pending handoff and 1,000 decided ones.
+	b.Run("list-1-pending-1000-archived", func(b *testing.B) {
+		alice := newClient(b, srv, "alice3")
+		carol := newClient(b, srv, "carol3")
+		for range 1000 {
+			h, err := alice.Handoff(ctx, "carol3", "x", "")
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := carol.Accept(ctx, h.ID); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if _, err := alice.Handoff(ctx, "carol3", "x", ""); err != nil {
+			b.Fatal(err)
+		}
+		for b.Loop() {
+			got, err := carol.Handoffs(ctx, "")
+			if err != nil || len(got) != 1 {
+				b.Fatalf("listing: %d, %v", len(got), err)
+			}
+		}
+	})
 }

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -43,11 +41,20 @@ func (c *Client) handoffStream(ctx context.Context) (jetstream.Stream, error) {
 		})
 		var drift *kvstore.DriftError
 		if errors.As(err, &drift) && st != nil {
+			for _, d := range drift.Drifts {
+				if d.Setting == "subjects" || d.Setting == "max messages per subject" {
+					// Decisions could not be stored, or would pile up.
+					return nil, fmt.Errorf("coord: handoff stream cannot be used as it is: %w", err)
+				}
+			}
 			c.log.Warn().Err(err).Msg("handoff stream settings differ from this client's; using the stream as it is")
-			return st, nil
+			err = nil
 		}
 		if err != nil {
 			return nil, fmt.Errorf("coord: %w", wrapNATS(err))
+		}
+		if !st.CachedInfo().Config.AllowDirect {
+			return nil, fmt.Errorf("coord: handoff stream cannot be used as it is: %w: direct gets are off (set allow_direct)", kvstore.ErrConfigDrift)
 		}
 		return st, nil
 	})
@@ -213,7 +220,12 @@ func (c *Client) decide(ctx context.Context, id, status, reason string) (Handoff
 		next := rec
 		next.Status = status
 		next.Reason = reason
-		if status == HandoffAccepted {
+		if status == HandoffAccepted && len(rec.Claims) > 0 {
+			// Never move claims for a handoff that was decided already (an
+			// earlier decision whose pending form was left behind).
+			if h, ok, err := lookDone(); ok || err != nil {
+				return h, err
+			}
 			if next.NotTransferred, err = c.transferClaims(ctx, rec); err != nil {
 				return Handoff{}, err
 			}
@@ -260,170 +272,4 @@ func (c *Client) dropPending(ctx context.Context, st jetstream.Stream, subj stri
 func isWrongLastSequence(err error) bool {
 	var apiErr *jetstream.APIError
 	return errors.As(err, &apiErr) && (apiErr.ErrorCode == 10071 || apiErr.ErrorCode == 10164)
-}
-
-// Handoffs returns agent's pending handoffs ("" = this client's agent),
-// oldest first, without consuming them: one batch direct get of the
-// recipient's pending subjects, and one multi-subject direct get asking
-// which of them have a decided form (left behind by a crashed accept).
-func (c *Client) Handoffs(ctx context.Context, agent string) ([]Handoff, error) {
-	if c.isClosed() {
-		return nil, ErrClosed
-	}
-	if agent == "" {
-		agent = c.opts.agent
-	}
-	pend, done, err := c.handoffSubjects(agent)
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := withDefaultTimeout(ctx)
-	defer cancel()
-	st, err := c.handoffStream(ctx)
-	if err != nil {
-		return nil, err
-	}
-	name := st.CachedInfo().Config.Name
-	out, err := c.readHandoffs(ctx, name, pend+".*")
-	if err != nil || len(out) == 0 {
-		return out, err
-	}
-	decided := make(map[string]bool)
-	for chunk := range slices.Chunk(out, multiLastMax) {
-		filters := make([]string, len(chunk))
-		for i, h := range chunk {
-			filters[i] = done + "." + h.ID
-		}
-		req := directGetRequest{MultiLast: filters, Batch: len(filters)}
-		_, _, err := c.directGet(ctx, name, req, func(m *nats.Msg) {
-			if toks := strings.Split(m.Header.Get(jetstream.SubjectHeader), "."); len(toks) == 5 {
-				decided[toks[4]] = true
-			}
-		})
-		if err != nil {
-			return nil, err
-		}
-	}
-	if len(decided) == 0 {
-		return out, nil
-	}
-	return slices.DeleteFunc(out, func(h Handoff) bool { return decided[h.ID] }), nil
-}
-
-// HandoffArchive returns agent's accepted and rejected handoffs still within
-// the retention window ("" = this client's agent), in decision order.
-func (c *Client) HandoffArchive(ctx context.Context, agent string) ([]Handoff, error) {
-	if c.isClosed() {
-		return nil, ErrClosed
-	}
-	if agent == "" {
-		agent = c.opts.agent
-	}
-	_, done, err := c.handoffSubjects(agent)
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := withDefaultTimeout(ctx)
-	defer cancel()
-	st, err := c.handoffStream(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return c.readHandoffs(ctx, st.CachedInfo().Config.Name, done+".*")
-}
-
-// readHandoffs returns every readable handoff on filter in stream order,
-// skipping (and logging) those that do not parse.
-func (c *Client) readHandoffs(ctx context.Context, stream, filter string) ([]Handoff, error) {
-	out := []Handoff{}
-	err := c.batchGet(ctx, stream, filter, func(m *nats.Msg) {
-		s := m.Header.Get(jetstream.SubjectHeader)
-		rec, err := decodeHandoff(s, m.Data)
-		if err != nil {
-			c.log.Warn().Err(err).Str("subject", s).Msg("skipping unreadable handoff")
-			return
-		}
-		out = append(out, rec.Handoff)
-	})
-	return out, err
-}
-
-const (
-	batchSize    = 256
-	multiLastMax = 256 // the server answers at most 1024 subjects a request
-)
-
-type directGetRequest struct {
-	Seq       uint64   `json:"seq,omitempty"`
-	Next      string   `json:"next_by_subj,omitempty"`
-	MultiLast []string `json:"multi_last,omitempty"`
-	Batch     int      `json:"batch,omitempty"`
-}
-
-// batchGet calls f for every message on filter, in stream order, with one
-// batched direct get per batchSize messages.
-func (c *Client) batchGet(ctx context.Context, stream, filter string, f func(*nats.Msg)) error {
-	req := directGetRequest{Seq: 1, Next: filter, Batch: batchSize}
-	for {
-		last, more, err := c.directGet(ctx, stream, req, f)
-		if err != nil || !more {
-			return err
-		}
-		if last < req.Seq {
-			return fmt.Errorf("coord: listing %s: server reported more messages but sent none", filter)
-		}
-		req.Seq = last + 1
-	}
-}
-
-// directGet sends one batched direct get and calls f for each message in the
-// answer. more reports that messages past the last one sent remain.
-func (c *Client) directGet(ctx context.Context, stream string, req directGetRequest, f func(*nats.Msg)) (last uint64, more bool, err error) {
-	data, err := json.Marshal(req)
-	if err != nil {
-		return 0, false, fmt.Errorf("coord: encoding direct get: %w", err)
-	}
-	// A channel sized for the whole batch (plus the end-of-batch status):
-	// SubscribeSync would allocate nats.go's default 64k-slot channel, which
-	// costs more than the request itself.
-	ch := make(chan *nats.Msg, max(req.Batch, 1)+2)
-	inbox := c.nc.NewRespInbox()
-	sub, err := c.nc.ChanSubscribe(inbox, ch)
-	if err != nil {
-		return 0, false, fmt.Errorf("coord: direct get: %w", wrapJS(err))
-	}
-	defer func() {
-		if err := sub.Unsubscribe(); err != nil {
-			c.log.Debug().Err(err).Msg("unsubscribing direct get inbox")
-		}
-	}()
-	if err := c.nc.PublishRequest("$JS.API.DIRECT.GET."+stream, inbox, data); err != nil {
-		return 0, false, fmt.Errorf("coord: direct get: %w", wrapJS(err))
-	}
-	for {
-		var m *nats.Msg
-		select {
-		case m = <-ch:
-		case <-ctx.Done():
-			return 0, false, fmt.Errorf("coord: direct get: %w", wrapJS(ctx.Err()))
-		}
-		switch status := m.Header.Get("Status"); status {
-		case "":
-		case "204": // end of batch
-			np, _ := strconv.ParseUint(m.Header.Get("Nats-Num-Pending"), 10, 64)
-			return last, np > 0 && req.MultiLast == nil, nil
-		case "404": // nothing (more) to send
-			return last, false, nil
-		case "503":
-			return 0, false, fmt.Errorf("%w: direct get on %s: no responders", ErrUnavailable, stream)
-		default:
-			return 0, false, fmt.Errorf("coord: direct get on %s: server said %s %s", stream, status, m.Header.Get("Description"))
-		}
-		seq, err := strconv.ParseUint(m.Header.Get(jetstream.SequenceHeader), 10, 64)
-		if err != nil {
-			return 0, false, fmt.Errorf("coord: direct get on %s: bad sequence header: %w", stream, err)
-		}
-		last = seq
-		f(m)
-	}
 }

@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cogos-dev/coord/kvstore"
 	"github.com/cogos-dev/coord/testenv"
 )
 
@@ -428,5 +431,57 @@ func TestHandoffServerDown(t *testing.T) {
 		if d := time.Since(start); d > 5*time.Second {
 			t.Errorf("%s took %v", name, d)
 		}
+	}
+}
+
+// The JSON form keeps the seed's field names; a pending handoff has no
+// decision fields.
+func TestHandoffJSON(t *testing.T) {
+	h := Handoff{ID: "i", From: "a", To: "b", Artifact: "x", Message: "m", Timestamp: time.Unix(0, 0).UTC(), Status: HandoffPending}
+	b, err := json.Marshal(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"id":"i","from":"a","to":"b","artifact":"x","message":"m","timestamp":"1970-01-01T00:00:00Z","status":"pending"}`
+	if string(b) != want {
+		t.Fatalf("JSON = %s\nwant   %s", b, want)
+	}
+}
+
+// A stream created with settings handoffs cannot work with is refused with
+// a clear error rather than failing on the first decision.
+func TestHandoffIncompatibleStream(t *testing.T) {
+	srv := testenv.Start(t)
+	ctx := testCtx(t, 10*time.Second)
+	js := srv.JetStream(t)
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "COORD_HANDOFFS", Subjects: []string{"coord.handoff.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	c := newClient(t, srv, "alice")
+	_, err := c.Handoff(ctx, "bob", "x", "")
+	if !errors.Is(err, kvstore.ErrConfigDrift) {
+		t.Fatalf("Handoff on an incompatible stream: %v, want ErrConfigDrift", err)
+	}
+}
+
+// Namespaces are separate: a handoff to bob in one is not bob's in another.
+func TestHandoffNamespaces(t *testing.T) {
+	srv := testenv.Start(t)
+	ctx := testCtx(t, 10*time.Second)
+	other := newClient(t, srv, "alice", WithNamespace("other"))
+	h, err := other.Handoff(ctx, "bob", "x", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob := newClient(t, srv, "bob")
+	if got, err := bob.Handoffs(ctx, ""); err != nil || len(got) != 0 {
+		t.Fatalf("bob in ns test sees %v, %v", handoffIDs(got), err)
+	}
+	if _, err := bob.Accept(ctx, h.ID); !errors.Is(err, ErrHandoffNotFound) {
+		t.Fatalf("bob in ns test accepting ns other's handoff: %v, want ErrHandoffNotFound", err)
+	}
+	bobOther := newClient(t, srv, "bob", WithNamespace("other"))
+	if _, err := bobOther.Accept(ctx, h.ID); err != nil {
+		t.Fatalf("bob in ns other: %v", err)
 	}
 }

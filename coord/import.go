@@ -86,7 +86,7 @@ func (r ImportReport) String() string {
 	var b strings.Builder
 	for _, k := range []ImportKind{ImportClaim, ImportHandoff, ImportBroadcast, ImportCheckpoint} {
 		i, s, f := r.Count(k)
-		fmt.Fprintf(&b, "%-10s imported %d, already present %d, failed %d\n", k+"s", i, s, f)
+		fmt.Fprintf(&b, "%-11s imported %d, already present %d, failed %d\n", k+"s", i, s, f)
 	}
 	return b.String()
 }
@@ -363,40 +363,63 @@ func (im *importer) handoffs(ctx context.Context) error {
 	return nil
 }
 
-func (im *importer) handoff(ctx context.Context, file string, it *ImportItem) (skipped bool, err error) {
-	var h struct {
-		From      string    `json:"from"`
-		To        string    `json:"to"`
-		Artifact  string    `json:"artifact"`
-		Message   string    `json:"message"`
-		Timestamp time.Time `json:"timestamp"`
-	}
+// seedHandoff is a handoff file of the seed.
+type seedHandoff struct {
+	From      string    `json:"from"`
+	To        string    `json:"to"`
+	Artifact  string    `json:"artifact"`
+	Message   string    `json:"message"`
+	Timestamp time.Time `json:"timestamp"`
+}
+
+// readSeedHandoff parses and checks a seed handoff file.
+func readSeedHandoff(file string) (seedHandoff, error) {
+	var h seedHandoff
 	if err := readJSON(file, &h); err != nil {
-		return false, err
+		return h, err
 	}
-	it.What = fmt.Sprintf("%s -> %s: %s", h.From, h.To, h.Artifact)
 	if err := subjects.ValidateAgent(h.From); err != nil {
-		return false, fmt.Errorf("from: %w", err)
+		return h, fmt.Errorf("from: %w", err)
+	}
+	if err := subjects.ValidateAgent(h.To); err != nil {
+		return h, fmt.Errorf("to: %w", err)
+	}
+	if err := checkText("artifact", h.Artifact, MaxArtifactBytes, true); err != nil {
+		return h, err
+	}
+	if err := checkText("message", h.Message, MaxHandoffMessageSize, false); err != nil {
+		return h, err
+	}
+	if h.Timestamp.IsZero() {
+		return h, fmt.Errorf("%w: handoff has no timestamp", ErrBadValue)
+	}
+	h.Timestamp = h.Timestamp.UTC()
+	return h, nil
+}
+
+// importedHandoffID is the ID Import gives a seed handoff in namespace ns: a
+// name-based UUID of its content.
+func importedHandoffID(ns string, h seedHandoff) string {
+	return uuid.NewSHA1(importIDSpace, identity(ns, h.From, h.To, h.Artifact, h.Message, h.Timestamp.Format(time.RFC3339Nano))).String()
+}
+
+func (im *importer) handoff(ctx context.Context, file string, it *ImportItem) (skipped bool, err error) {
+	h, err := readSeedHandoff(file)
+	if h.From != "" || h.To != "" {
+		it.What = fmt.Sprintf("%s -> %s: %s", h.From, h.To, h.Artifact)
+	}
+	if err != nil {
+		return false, err
 	}
 	subj, err := subjects.HandoffSubject(im.c.opts.namespace, h.To)
 	if err != nil {
-		return false, fmt.Errorf("to: %w", err)
-	}
-	if err := checkText("artifact", h.Artifact, MaxArtifactBytes, true); err != nil {
 		return false, err
 	}
-	if err := checkText("message", h.Message, MaxHandoffMessageSize, false); err != nil {
-		return false, err
-	}
-	if h.Timestamp.IsZero() {
-		return false, fmt.Errorf("%w: handoff has no timestamp", ErrBadValue)
-	}
-	ts := h.Timestamp.UTC()
-	id := uuid.NewSHA1(importIDSpace, identity(im.c.opts.namespace, h.From, h.To, h.Artifact, h.Message, ts.Format(time.RFC3339Nano))).String()
+	id := importedHandoffID(im.c.opts.namespace, h)
 	it.ID = id
 	rec := handoffRecord{Handoff: Handoff{
 		ID: id, From: h.From, To: h.To, Artifact: h.Artifact, Message: h.Message,
-		Timestamp: ts, Status: HandoffPending,
+		Timestamp: h.Timestamp, Status: HandoffPending,
 	}}
 	data, err := json.Marshal(rec)
 	if err != nil {

@@ -9,10 +9,15 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
+
+	"github.com/cogos-dev/coord/subjects"
 )
 
 // seedTimeout bounds each package-level call (they take no context).
@@ -168,6 +173,11 @@ func (e *hintedError) Unwrap() error { return e.err }
 // seedCall resolves a workspace and runs f on its default client with a
 // bounded context.
 func seedCall[T any](workspaceRoot string, f func(ctx context.Context, c *Client, ws workspace) (T, error)) (T, error) {
+	return seedCallTimeout(workspaceRoot, seedTimeout, f)
+}
+
+// seedCallTimeout is seedCall with f's context ending after timeout.
+func seedCallTimeout[T any](workspaceRoot string, timeout time.Duration, f func(ctx context.Context, c *Client, ws workspace) (T, error)) (T, error) {
 	var zero T
 	ws, err := openWorkspace(workspaceRoot)
 	if err != nil {
@@ -181,7 +191,7 @@ func seedCall[T any](workspaceRoot string, f func(ctx context.Context, c *Client
 	if err != nil {
 		return zero, err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), seedTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	v, err := f(ctx, c, ws)
 	if err != nil {
@@ -245,11 +255,7 @@ func ListClaims(workspaceRoot string) ([]*Claim, error) {
 		if err != nil {
 			return nil, err
 		}
-		out := make([]*Claim, len(list))
-		for i := range list {
-			out[i] = &list[i]
-		}
-		return out, nil
+		return pointers(list), nil
 	})
 }
 
@@ -289,4 +295,158 @@ func seedClaim[T any](workspaceRoot, path string, f func(ctx context.Context, h 
 		return zero, seedErr(err)
 	}
 	return v, nil
+}
+
+// ---- Broadcasts ----
+
+// CreateBroadcast sends message to channel as the current agent and returns
+// once JetStream has stored it. The Broadcast carries the stream sequence
+// (Seq) beside the seed's fields.
+func CreateBroadcast(workspaceRoot, channel, message string) (*Broadcast, error) {
+	return seedCall(workspaceRoot, func(ctx context.Context, c *Client, _ workspace) (*Broadcast, error) {
+		b, err := c.Publish(ctx, channel, message)
+		if err != nil {
+			return nil, err
+		}
+		return &b, nil
+	})
+}
+
+// ListBroadcasts returns the messages of channel stored in the last since
+// (every retained message when since <= 0), oldest first, each once. It is
+// not in the seed's index (the seed read the channel's files); this is its
+// obvious form.
+func ListBroadcasts(workspaceRoot, channel string, since time.Duration) ([]*Broadcast, error) {
+	return seedCall(workspaceRoot, func(ctx context.Context, c *Client, _ workspace) ([]*Broadcast, error) {
+		list, err := c.Broadcasts(ctx, channel, since)
+		if err != nil {
+			return nil, err
+		}
+		return pointers(list), nil
+	})
+}
+
+// ---- Handoffs ----
+
+// CreateHandoff hands artifact (required) and message to agent to, who need
+// not be running. It returns once the handoff is stored; it stays pending
+// until to accepts it (AcceptHandoff with its ID).
+func CreateHandoff(workspaceRoot, to, artifact, message string) (*Handoff, error) {
+	return seedCall(workspaceRoot, func(ctx context.Context, c *Client, _ workspace) (*Handoff, error) {
+		h, err := c.Handoff(ctx, to, artifact, message)
+		if err != nil {
+			return nil, err
+		}
+		return &h, nil
+	})
+}
+
+// ListHandoffs returns the pending handoffs for agent, oldest first. If
+// agent is empty, it uses the current agent ID.
+func ListHandoffs(workspaceRoot, agent string) ([]*Handoff, error) {
+	return seedCall(workspaceRoot, func(ctx context.Context, c *Client, _ workspace) ([]*Handoff, error) {
+		list, err := c.Handoffs(ctx, agent)
+		if err != nil {
+			return nil, err
+		}
+		return pointers(list), nil
+	})
+}
+
+// AcceptHandoff accepts (archives) a handoff addressed to the current
+// agent. It takes the handoff's ID, Handoff.ID as ListHandoffs returns it;
+// the seed took the name of the handoff's file. A seed file name is still
+// accepted when the file is in <root>/.cog/handoffs and was loaded by
+// Import; any other gives ErrHandoffNotFound. Accepting twice is harmless;
+// accepting another agent's handoff gives ErrNotRecipient.
+func AcceptHandoff(workspaceRoot, handoffID string) error {
+	_, err := seedCall(workspaceRoot, func(ctx context.Context, c *Client, ws workspace) (struct{}, error) {
+		id := handoffID
+		if uuid.Validate(id) != nil {
+			var err error
+			if id, err = handoffIDFromFile(ws, c.Namespace(), handoffID); err != nil {
+				return struct{}{}, err
+			}
+		}
+		_, err := c.Accept(ctx, id)
+		return struct{}{}, err
+	})
+	return err
+}
+
+// handoffIDFromFile maps a seed handoff file name to the ID Import gave it.
+func handoffIDFromFile(ws workspace, ns, name string) (string, error) {
+	if name == "" || name != filepath.Base(name) || name == "." || name == ".." {
+		return "", fmt.Errorf("%w: %q is neither a handoff ID nor a seed handoff file name", ErrHandoffNotFound, name)
+	}
+	file := filepath.Join(ws.real, ".cog", "handoffs", name)
+	h, err := readSeedHandoff(file)
+	if err != nil {
+		return "", fmt.Errorf("%w: %q is not a handoff ID, and not a readable seed handoff file (%v); "+
+			"pass the Handoff.ID that ListHandoffs returns", ErrHandoffNotFound, name, err)
+	}
+	return importedHandoffID(ns, h), nil
+}
+
+// ---- Checkpoints ----
+
+// CreateCheckpoint records that the current agent reached checkpoint name
+// and returns the agent ID. Arriving again is harmless.
+func CreateCheckpoint(workspaceRoot, name string) (agentID string, err error) {
+	return seedCall(workspaceRoot, func(ctx context.Context, c *Client, _ workspace) (string, error) {
+		if err := c.Arrive(ctx, name); err != nil {
+			return "", err
+		}
+		return c.Agent(), nil
+	})
+}
+
+// WaitCheckpoint blocks until every agent in agents has reached checkpoint
+// name, or timeout passes. It is woken by the arrivals themselves (the seed
+// polled every 2 seconds). On timeout the error is a
+// *CheckpointTimeoutError (errors.Is(err, ErrTimeout)) naming the agents
+// still missing. A timeout <= 0 checks once without waiting.
+func WaitCheckpoint(workspaceRoot, name string, agents []string, timeout time.Duration) error {
+	if timeout <= 0 {
+		_, err := seedCall(workspaceRoot, func(ctx context.Context, c *Client, _ workspace) (struct{}, error) {
+			return struct{}{}, checkArrived(ctx, c, name, agents)
+		})
+		return err
+	}
+	_, err := seedCallTimeout(workspaceRoot, timeout, func(ctx context.Context, c *Client, _ workspace) (struct{}, error) {
+		return struct{}{}, c.WaitCheckpoint(ctx, name, agents)
+	})
+	return err
+}
+
+// checkArrived is a wait with no time to wait.
+func checkArrived(ctx context.Context, c *Client, name string, agents []string) error {
+	for _, a := range agents {
+		if err := subjects.ValidateAgent(a); err != nil {
+			return err
+		}
+	}
+	arrived, err := c.Arrivals(ctx, name)
+	if err != nil {
+		return err
+	}
+	var missing []string
+	for _, a := range agents {
+		if !slices.Contains(arrived, a) && !slices.Contains(missing, a) {
+			missing = append(missing, a)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	slices.Sort(missing)
+	return &CheckpointTimeoutError{Name: name, Missing: missing, Arrived: arrived}
+}
+
+func pointers[T any](list []T) []*T {
+	out := make([]*T, len(list))
+	for i := range list {
+		out[i] = &list[i]
+	}
+	return out
 }

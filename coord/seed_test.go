@@ -2,9 +2,11 @@ package coord
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -377,5 +379,264 @@ func TestSeedClaimHolderHook(t *testing.T) {
 	r := rec.reqs[0]
 	if r.Namespace != "seed-hook" || r.Agent != "alice" || r.Path != "dir/f.txt" || r.Reason != "why" || !filepath.IsAbs(r.Root) {
 		t.Fatalf("request = %+v", r)
+	}
+}
+
+// TestSeedPort is the seed API used the way seed callers use it: package
+// functions, a workspace root, the agent from COG_AGENT_ID. Two agents
+// compete for a claim, hand work over, broadcast, and meet at a checkpoint.
+func TestSeedPort(t *testing.T) {
+	_, root := seedEnv(t, "seed-port")
+
+	// Identity.
+	as(t, "alice")
+	if AgentID() != "alice" {
+		t.Fatalf("AgentID = %q", AgentID())
+	}
+
+	// Claims: alice wins, bob is told who holds it.
+	if _, err := CreateClaim(root, "src/main.go", "refactor"); err != nil {
+		t.Fatalf("alice CreateClaim: %v", err)
+	}
+	as(t, "bob")
+	if _, err := CreateClaim(root, "src/main.go", "fix"); !errors.Is(err, ErrClaimed) {
+		t.Fatalf("bob CreateClaim: %v; want ErrClaimed", err)
+	}
+	if owner, _ := ClaimOwner(root, "src/main.go"); owner != "alice" {
+		t.Fatalf("ClaimOwner = %q", owner)
+	}
+
+	// Broadcasts.
+	as(t, "alice")
+	b1, err := CreateBroadcast(root, "general", "refactoring src/main.go")
+	if err != nil || b1.Channel != "general" || b1.Agent != "alice" || b1.Timestamp.IsZero() {
+		t.Fatalf("CreateBroadcast: %+v, %v", b1, err)
+	}
+	as(t, "bob")
+	if _, err := CreateBroadcast(root, "general", "ok, I'll wait"); err != nil {
+		t.Fatal(err)
+	}
+	for _, since := range []time.Duration{0, time.Hour} {
+		list, err := ListBroadcasts(root, "general", since)
+		if err != nil || len(list) != 2 || list[0].Agent != "alice" || list[1].Message != "ok, I'll wait" {
+			t.Fatalf("ListBroadcasts(since %v) = %+v, %v", since, list, err)
+		}
+	}
+
+	// Handoff from alice to bob, with the claim released for him.
+	as(t, "alice")
+	h, err := CreateHandoff(root, "bob", "src/main.go", "refactor done, please wire the flags")
+	if err != nil || h.From != "alice" || h.To != "bob" || h.ID == "" || h.Status != HandoffPending {
+		t.Fatalf("CreateHandoff: %+v, %v", h, err)
+	}
+	if err := ReleaseClaim(root, "src/main.go"); err != nil {
+		t.Fatal(err)
+	}
+	if err := AcceptHandoff(root, h.ID); !errors.Is(err, ErrNotRecipient) {
+		t.Fatalf("alice accepts bob's handoff: %v; want ErrNotRecipient", err)
+	}
+	if list, err := ListHandoffs(root, "bob"); err != nil || len(list) != 1 || list[0].ID != h.ID {
+		t.Fatalf("ListHandoffs(bob) as alice: %+v, %v", list, err)
+	}
+	as(t, "bob")
+	pending, err := ListHandoffs(root, "")
+	if err != nil || len(pending) != 1 || pending[0].Artifact != "src/main.go" {
+		t.Fatalf("bob ListHandoffs: %+v, %v", pending, err)
+	}
+	if err := AcceptHandoff(root, pending[0].ID); err != nil {
+		t.Fatalf("AcceptHandoff: %v", err)
+	}
+	if err := AcceptHandoff(root, pending[0].ID); err != nil {
+		t.Fatalf("AcceptHandoff twice: %v", err)
+	}
+	if list, err := ListHandoffs(root, ""); err != nil || len(list) != 0 {
+		t.Fatalf("pending after accept: %+v, %v", list, err)
+	}
+	if err := AcceptHandoff(root, "1763630400-alice-bob.json"); !errors.Is(err, ErrHandoffNotFound) {
+		t.Fatalf("AcceptHandoff of a seed file name that is not there: %v; want ErrHandoffNotFound", err)
+	}
+	if _, err := CreateClaim(root, "src/main.go", "wiring flags"); err != nil {
+		t.Fatalf("bob claims the handed-over file: %v", err)
+	}
+
+	// Checkpoint both reach; the waiter wakes on the last arrival.
+	as(t, "alice")
+	if id, err := CreateCheckpoint(root, "phase-1"); err != nil || id != "alice" {
+		t.Fatalf("CreateCheckpoint = %q, %v", id, err)
+	}
+	if err := WaitCheckpoint(root, "phase-1", []string{"alice", "bob"}, 0); !errors.Is(err, ErrTimeout) {
+		t.Fatalf("WaitCheckpoint with timeout 0 before bob: %v; want ErrTimeout", err)
+	}
+	waited := make(chan error, 1)
+	woke := make(chan time.Time, 1)
+	go func() {
+		err := WaitCheckpoint(root, "phase-1", []string{"alice", "bob"}, 20*time.Second)
+		woke <- time.Now()
+		waited <- err
+	}()
+	select {
+	case err := <-waited:
+		t.Fatalf("WaitCheckpoint returned before bob arrived: %v", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	as(t, "bob")
+	arrivedAt := time.Now()
+	if id, err := CreateCheckpoint(root, "phase-1"); err != nil || id != "bob" {
+		t.Fatalf("bob CreateCheckpoint = %q, %v", id, err)
+	}
+	if err := <-waited; err != nil {
+		t.Fatalf("WaitCheckpoint: %v", err)
+	}
+	d := (<-woke).Sub(arrivedAt)
+	if d > time.Second {
+		t.Fatalf("waiter woke %v after the last arrival; want well under the seed's 2s poll", d)
+	}
+	t.Logf("checkpoint waiter woke %v after the last arrival (including bob's CreateCheckpoint call)", d)
+	if err := WaitCheckpoint(root, "phase-1", []string{"alice", "bob"}, 0); err != nil {
+		t.Fatalf("WaitCheckpoint with timeout 0 after both: %v", err)
+	}
+
+	// A timeout names who is missing.
+	if _, err := CreateCheckpoint(root, "phase-2"); err != nil {
+		t.Fatal(err)
+	}
+	err = WaitCheckpoint(root, "phase-2", []string{"alice", "bob"}, 300*time.Millisecond)
+	var te *CheckpointTimeoutError
+	if !errors.As(err, &te) || !errors.Is(err, ErrTimeout) || len(te.Missing) != 1 || te.Missing[0] != "alice" {
+		t.Fatalf("WaitCheckpoint timeout: %v; want CheckpointTimeoutError missing alice", err)
+	}
+
+	// Everything above happened in the workspace's namespace only.
+	if list, err := ListClaims(root); err != nil || len(list) != 1 || list[0].Agent != "bob" {
+		t.Fatalf("ListClaims: %+v, %v", list, err)
+	}
+}
+
+// TestSeedJSONFields: the types keep the seed's JSON field names, and seed
+// JSON decodes into them.
+func TestSeedJSONFields(t *testing.T) {
+	ts := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
+	cases := []struct {
+		v    any
+		seed string
+		keys []string
+	}{
+		{&Claim{}, `{"path":"a","agent":"x","reason":"r","claimed_at":"2026-11-20T09:00:00Z"}`, []string{"path", "agent", "reason", "claimed_at"}},
+		{&Broadcast{}, `{"channel":"c","agent":"x","message":"m","timestamp":"2026-11-20T09:00:00Z"}`, []string{"channel", "agent", "message", "timestamp"}},
+		{&Handoff{}, `{"from":"x","to":"y","artifact":"a","message":"m","timestamp":"2026-11-20T09:00:00Z"}`, []string{"from", "to", "artifact", "message", "timestamp"}},
+	}
+	for _, tc := range cases {
+		if err := json.Unmarshal([]byte(tc.seed), tc.v); err != nil {
+			t.Fatalf("decoding seed JSON into %T: %v", tc.v, err)
+		}
+		b, err := json.Marshal(tc.v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range tc.keys {
+			if _, ok := m[k]; !ok {
+				t.Errorf("%T JSON lacks the seed's field %q: %s", tc.v, k, b)
+			}
+		}
+	}
+	if c := cases[0].v.(*Claim); c.Path != "a" || !c.ClaimedAt.Equal(ts) {
+		t.Fatalf("decoded claim = %+v", c)
+	}
+}
+
+// TestSeedImportAndAcceptByFile: Import with the default client, then the
+// recipient accepts an imported handoff by its seed file name.
+func TestSeedImportAndAcceptByFile(t *testing.T) {
+	seedEnv(t, "unused")
+	root := copyFixture(t)
+	t.Setenv("COG_NAMESPACE", "fixture")
+	r, err := Import(testCtx(t, 20*time.Second), nil, root)
+	if err != nil || len(r.Imported) == 0 {
+		t.Fatalf("Import with the default client: %v, %v", r, err)
+	}
+	as(t, "bob")
+	if list, err := ListHandoffs(root, ""); err != nil || len(list) != 1 {
+		t.Fatalf("bob's imported handoffs: %+v, %v", list, err)
+	}
+	if err := AcceptHandoff(root, "1763630400-alice-bob.json"); err != nil {
+		t.Fatalf("AcceptHandoff by seed file name: %v", err)
+	}
+	if list, err := ListHandoffs(root, ""); err != nil || len(list) != 0 {
+		t.Fatalf("after accept: %+v, %v", list, err)
+	}
+	if err := AcceptHandoff(root, "../claims/src_main.go.claim"); !errors.Is(err, ErrHandoffNotFound) {
+		t.Fatalf("AcceptHandoff of a path: %v; want ErrHandoffNotFound", err)
+	}
+	if owner, err := ClaimOwner(root, "src/main.go"); err != nil || owner != "alice" {
+		t.Fatalf("imported claim seen by ClaimOwner: %q, %v", owner, err)
+	}
+	if list, err := ListBroadcasts(root, "general", 0); err != nil || len(list) != 3 {
+		t.Fatalf("imported broadcasts seen by ListBroadcasts: %d, %v", len(list), err)
+	}
+	if err := WaitCheckpoint(root, "phase-1", []string{"alice", "bob", "carol"}, time.Second); err != nil {
+		t.Fatalf("imported checkpoint seen by WaitCheckpoint: %v", err)
+	}
+}
+
+// BenchmarkSeedClaimRelease measures a CreateClaim + ReleaseClaim pair
+// through the package-level functions (namespace resolution from the
+// workspace on every call included), against BenchmarkClientClaimRelease,
+// the same pair on a Client.
+func BenchmarkSeedClaimRelease(b *testing.B) {
+	srv := testenv.Start(b)
+	b.Setenv("COG_NATS_URL", srv.URL())
+	b.Setenv("COG_NAMESPACE", "")
+	b.Setenv("COG_AGENT_ID", "bench")
+	b.Setenv("COG_CLAIM_TTL", "")
+	root := filepath.Join(b.TempDir(), "ws")
+	if err := os.MkdirAll(filepath.Join(root, ".git"), 0o755); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, ".git", "config"), []byte(gitConfig("git@github.com:o/r.git")), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { CloseDefaultClients() })
+	for b.Loop() {
+		if _, err := CreateClaim(root, "src/a.go", "bench"); err != nil {
+			b.Fatal(err)
+		}
+		if err := ReleaseClaim(root, "src/a.go"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkClientClaimRelease(b *testing.B) {
+	srv := testenv.Start(b)
+	c := newClient(b, srv, "bench")
+	ctx := context.Background()
+	for b.Loop() {
+		cl, err := c.TryAcquire(ctx, "src/a.go", WithReason("bench"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := c.Release(ctx, cl); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkNamespace(b *testing.B) {
+	b.Setenv("COG_NAMESPACE", "")
+	root := filepath.Join(b.TempDir(), "ws")
+	if err := os.MkdirAll(filepath.Join(root, ".git"), 0o755); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, ".git", "config"), []byte(gitConfig("git@github.com:o/r.git")), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, err := Namespace(root); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
