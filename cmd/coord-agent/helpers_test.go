@@ -100,6 +100,9 @@ func serveNoWait(t *testing.T, dataDir string, args ...string) *proc {
 				<-p.done
 			}
 		}
+		if strings.Contains(p.output(), "DATA RACE") {
+			t.Errorf("the race detector reported a race in serve %s", dataDir)
+		}
 		if t.Failed() {
 			t.Logf("serve %s output:\n%s", dataDir, p.output())
 		}
@@ -195,6 +198,9 @@ func cliCtx(t *testing.T, ctx context.Context, dataDir, agent string, args ...st
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
+	if strings.Contains(stderr.String(), "DATA RACE") {
+		t.Errorf("the race detector reported a race in coord-agent %v:\n%s", args, stderr.String())
+	}
 	var ee *exec.ExitError
 	if err != nil && !errors.As(err, &ee) {
 		t.Fatalf("running coord-agent %v: %v", args, err)
