@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cogos-dev/coord/coord"
 	"github.com/cogos-dev/coord/internal/sidecar"
@@ -126,5 +127,19 @@ func TestRunUsage(t *testing.T) {
 	errb.Reset()
 	if code := Run(context.Background(), []string{"nope"}, &out, &errb); code != 2 || !strings.Contains(errb.String(), `unknown subcommand "nope"`) {
 		t.Errorf("unknown: %d %q", code, errb.String())
+	}
+}
+
+func TestShort(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		42 * time.Second:               "42s",
+		3*time.Minute + 12*time.Second: "3m12s",
+		5*time.Hour + 3*time.Minute:    "5h3m",
+		165*time.Hour + 39*time.Minute: "6d21h",
+		2*time.Hour + 20*time.Second:   "2h0m",
+	} {
+		if got := short(d); got != want {
+			t.Errorf("short(%v) = %q, want %q", d, got, want)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 )
@@ -44,13 +45,26 @@ func ago(t time.Time) string {
 		return "-"
 	}
 	d := time.Until(t).Round(time.Second)
-	if d == 0 {
+	switch {
+	case d == 0:
 		return "now"
+	case d > 0:
+		return "in " + short(d)
 	}
-	if d > 0 {
-		return "in " + d.String()
+	return short(-d) + " ago"
+}
+
+// short prints a positive duration to a useful precision: 42s, 3m12s,
+// 5h3m, 6d21h.
+func short(d time.Duration) string {
+	switch {
+	case d < time.Hour:
+		return d.String()
+	case d < 48*time.Hour:
+		return strings.TrimSuffix(d.Round(time.Minute).String(), "0s")
 	}
-	return (-d).String() + " ago"
+	days := d / (24 * time.Hour)
+	return fmt.Sprintf("%dd%dh", days, (d-days*24*time.Hour)/time.Hour)
 }
 
 func dash(s string) string {
