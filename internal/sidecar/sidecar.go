@@ -116,6 +116,9 @@ func Start(ctx context.Context, cfg Config) (_ *Sidecar, err error) {
 		if filepath.Base(s.info.StoreDir) == server.JetStreamStoreDir {
 			s.info.StoreDir = filepath.Dir(s.info.StoreDir)
 		}
+		if abs, err := filepath.Abs(s.info.StoreDir); err == nil {
+			s.info.StoreDir = abs
+		}
 	}
 	go func() { s.served <- s.http.Serve(s.ln) }()
 	if err = writeInfo(s.info); err != nil {
