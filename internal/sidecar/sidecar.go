@@ -91,8 +91,8 @@ func Start(ctx context.Context, cfg Config) (_ *Sidecar, err error) {
 		return nil, fmt.Errorf("sidecar: %w", err)
 	}
 	if s.ln, err = listen(cfg.HTTPAddr, cfg.Log); err != nil {
-		s.agents.releaseAll(ctx)
-		return nil, fmt.Errorf("sidecar: HTTP API on %s (is another sidecar running? try --http): %w", cfg.HTTPAddr, err)
+		err = fmt.Errorf("sidecar: HTTP API on %s (is another sidecar running? try --http): %w", cfg.HTTPAddr, err)
+		return nil, errors.Join(err, s.agents.releaseAll(ctx))
 	}
 	s.base, s.cancelBase = context.WithCancel(context.Background())
 	a := &api{s: s, log: cfg.Log}
@@ -123,9 +123,7 @@ func Start(ctx context.Context, cfg Config) (_ *Sidecar, err error) {
 	go func() { s.served <- s.http.Serve(s.ln) }()
 	if err = writeInfo(s.info); err != nil {
 		s.cancelBase()
-		s.http.Close()
-		s.agents.releaseAll(ctx)
-		return nil, err
+		return nil, errors.Join(err, s.http.Close(), s.agents.releaseAll(ctx))
 	}
 	cfg.Log.Info().Str("nats", s.info.NATSURL).Str("http", s.info.HTTP).Str("mode", mode).
 		Str("data", cfg.DataDir).Str("agent", cfg.Agent).Str("ns", cfg.Namespace).Msg("coord-agent serving")
