@@ -61,7 +61,7 @@ func TestE2ECLIFlow(t *testing.T) {
 	}
 	// A wait that times out exits 1.
 	r = cli(t, dir, "alice", "claim", "src/main.go", "--wait", "--timeout", "1s")
-	if r.code != 1 || !strings.Contains(r.stderr, "timed out") {
+	if r.code != 1 || !strings.Contains(r.stderr, "timed out") || !strings.Contains(r.stderr, "still claimed by bob") {
 		t.Errorf("alice's --wait --timeout 1s on bob's claim: %v", r)
 	}
 

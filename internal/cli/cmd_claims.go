@@ -36,7 +36,13 @@ func runClaim(e *env, args []string) error {
 	defer b.close()
 	cl, err := b.claim(e.ctx, claimArgs{path: p, reason: *reason, ttl: ttl.d, timeout: timeout.d, wait: *wait})
 	if err != nil {
-		return claimError(p, err)
+		err = claimError(p, err)
+		if errors.Is(err, errWaitTimedOut) {
+			if cur, oerr := b.owner(e.ctx, p); oerr == nil {
+				return fmt.Errorf("timed out waiting for %s: still claimed by %s", p, cur.Agent)
+			}
+		}
+		return err
 	}
 	if b.viaSidecar() == "" {
 		fmt.Fprintf(e.stderr, "coord-agent: no sidecar serves this agent: the claim on %s is not kept alive and expires at %s (TTL %s) unless claimed again; it is not released when this command exits (run `coord-agent serve` to keep claims alive)\n",
@@ -53,6 +59,9 @@ func runClaim(e *env, args []string) error {
 	return nil
 }
 
+// errWaitTimedOut: claim --wait ran out of time.
+var errWaitTimedOut = errors.New("timed out waiting")
+
 // claimError names the owner on a refused claim.
 func claimError(p string, err error) error {
 	var ae *apiError
@@ -61,7 +70,7 @@ func claimError(p string, err error) error {
 		case sidecar.CodeClaimed:
 			return fmt.Errorf("%s is claimed by %s", p, ae.body.Owner)
 		case sidecar.CodeTimeout:
-			return fmt.Errorf("timed out waiting for %s (still claimed)", p)
+			return fmt.Errorf("%w for %s", errWaitTimedOut, p)
 		}
 	}
 	var ce *coord.ClaimedError
@@ -69,7 +78,7 @@ func claimError(p string, err error) error {
 		return fmt.Errorf("%s is claimed by %s", p, ce.Owner)
 	}
 	if errors.Is(err, coord.ErrTimeout) {
-		return fmt.Errorf("timed out waiting for %s (still claimed)", p)
+		return fmt.Errorf("%w for %s", errWaitTimedOut, p)
 	}
 	return err
 }
