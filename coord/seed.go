@@ -63,7 +63,9 @@ var defaults = struct {
 
 // DefaultClient returns the client the package-level functions use for
 // workspaceRoot with the current environment: one per NATS URL, namespace
-// (see Namespace) and agent (AgentID), created on first use and kept until
+// (see Namespace), agent (AgentID) and COG_CLAIM_TTL (the lease of its
+// claims, a Go duration; default DefaultClaimTTL), created on first use and
+// kept until
 // CloseDefaultClients. It is safe for concurrent use; concurrent first
 // calls share one connection attempt, and a failed attempt is not cached.
 // Do not Close it yourself: CloseDefaultClients does.
@@ -159,7 +161,7 @@ func CloseDefaultClients() error {
 func seedErr(err error) error {
 	var h *hintedError
 	if errors.Is(err, ErrUnavailable) && !errors.As(err, &h) {
-		return &hintedError{fmt.Errorf("%w (%s)", err, startHint)}
+		return &hintedError{fmt.Errorf("%w; %s", err, startHint)}
 	}
 	return err
 }

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
+
 	"github.com/cogos-dev/coord/testenv"
 )
 
@@ -639,4 +641,19 @@ func BenchmarkNamespace(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// TestSeedNoJetStream: a server without JetStream is "unavailable" too, with
+// the same hint.
+func TestSeedNoJetStream(t *testing.T) {
+	srv := testenv.Start(t, testenv.WithOptions(func(o *server.Options) { o.JetStream = false }))
+	t.Setenv("COG_NATS_URL", srv.URL())
+	t.Setenv("COG_NAMESPACE", "nojs")
+	t.Cleanup(func() { CloseDefaultClients() })
+	start := time.Now()
+	_, err := CreateClaim(t.TempDir(), "a", "r")
+	if !errors.Is(err, ErrUnavailable) || strings.Count(err.Error(), "coord-agent serve") != 1 {
+		t.Fatalf("CreateClaim on a server without JetStream: %v; want ErrUnavailable with the hint once", err)
+	}
+	t.Logf("after %v: %v", time.Since(start), err)
 }
