@@ -278,11 +278,16 @@ func TestSeedLeaseEndsWithProcess(t *testing.T) {
 	}
 }
 
-func TestSeedBadTTL(t *testing.T) {
+func TestSeedBadEnv(t *testing.T) {
 	_, root := seedEnv(t, "seed-ttl")
 	t.Setenv("COG_CLAIM_TTL", "soon")
 	if _, err := CreateClaim(root, "a", "r"); !errors.Is(err, ErrInvalidOption) {
 		t.Fatalf("COG_CLAIM_TTL=soon: %v; want ErrInvalidOption", err)
+	}
+	t.Setenv("COG_CLAIM_TTL", "")
+	t.Setenv("COG_AGENT_ID", "two words")
+	if _, err := CreateClaim(root, "a", "r"); !errors.Is(err, ErrInvalidAgent) || !strings.Contains(err.Error(), "COG_AGENT_ID") {
+		t.Fatalf("COG_AGENT_ID with a space: %v; want ErrInvalidAgent naming COG_AGENT_ID", err)
 	}
 }
 
