@@ -175,6 +175,30 @@ func TestSeedConcurrentDefaultClient(t *testing.T) {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	winners, claimedErrs := 0, 0
+
+	// Concurrent first calls share one client (one connection attempt).
+	got := make([]*Client, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := DefaultClient(root)
+			if err != nil {
+				t.Errorf("DefaultClient: %v", err)
+			}
+			got[i] = c
+		}()
+	}
+	wg.Wait()
+	for i, c := range got {
+		if c == nil || c != got[0] {
+			t.Fatalf("call %d got client %p, call 0 got %p; want one shared client", i, c, got[0])
+		}
+	}
+	if err := CloseDefaultClients(); err != nil {
+		t.Fatal(err)
+	}
+
 	errs := make(chan error, 2*n)
 	for i := range n {
 		wg.Add(1)
@@ -195,6 +219,13 @@ func TestSeedConcurrentDefaultClient(t *testing.T) {
 	defaults.mu.Unlock()
 	if clients != 1 {
 		t.Fatalf("%d default clients after concurrent calls by one agent; want 1", clients)
+	}
+	shared, err := DefaultClient(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if held := len(shared.Held()); held != n {
+		t.Fatalf("the default client holds %d claims; want all %d", held, n)
 	}
 
 	// Contest: each goroutine uses a client of its own (a different agent,
