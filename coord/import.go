@@ -126,7 +126,7 @@ var importIDSpace = uuid.MustParse("7b0f3c1e-5d2a-4c7e-9a61-2f4e8d3b6c15")
 //     WithImportClaimTTL (default 15 minutes). Nobody renews it: the agent
 //     adopts it by claiming the path again (the holder's re-claim renews)
 //     and keeps it from then on; an agent that never comes back loses it
-//     when the lease runs out. A path held by this agent already is
+//     when the lease runs out. A path held by the file's agent already is
 //     skipped; one held by another agent fails with ErrClaimed.
 //   - .cog/handoffs/*.json (JSON Handoff; files in subdirectories, such as
 //     the seed's archive, are not pending and are ignored): each becomes a
