@@ -126,7 +126,7 @@ var importIDSpace = uuid.MustParse("7b0f3c1e-5d2a-4c7e-9a61-2f4e8d3b6c15")
 //     WithImportClaimTTL (default 15 minutes). Nobody renews it: the agent
 //     adopts it by claiming the path again (the holder's re-claim renews)
 //     and keeps it from then on; an agent that never comes back loses it
-//     when the lease runs out. A path held by this agent already is
+//     when the lease runs out. A path held by the file's agent already is
 //     skipped; one held by another agent fails with ErrClaimed.
 //   - .cog/handoffs/*.json (JSON Handoff; files in subdirectories, such as
 //     the seed's archive, are not pending and are ignored): each becomes a
@@ -427,12 +427,24 @@ func (im *importer) handoff(ctx context.Context, file string, it *ImportItem) (s
 	}
 	cctx, cancel := withDefaultTimeout(ctx)
 	defer cancel()
-	if _, err := im.c.handoffStream(cctx); err != nil {
+	st, err := im.c.handoffStream(cctx)
+	if err != nil {
 		return false, err
 	}
-	// Create-only on the handoff's own subject: a handoff already stored
-	// (pending or decided) fails the expectation and is skipped.
-	_, err = im.c.js.PublishMsg(cctx, &nats.Msg{Subject: subj + "." + id, Data: data},
+	// A decided handoff lives on its done subject (its pending form is
+	// deleted): if it is there, the handoff was imported and decided.
+	_, done, err := im.c.handoffSubjects(h.To)
+	if err != nil {
+		return false, err
+	}
+	if _, _, ok, err := getHandoff(cctx, st, done+"."+id); err != nil || ok {
+		return ok, err
+	}
+	// Create-only on the pending subject: a handoff still pending fails the
+	// expectation and is skipped. (Were it decided between the check above
+	// and this write, listings would hide the pending form re-created here,
+	// as they hide any pending form that has a decided one.)
+	ack, err := im.c.js.PublishMsg(cctx, &nats.Msg{Subject: subj + "." + id, Data: data},
 		jetstream.WithMsgID(id), jetstream.WithExpectStream(subjects.HandoffStream),
 		jetstream.WithExpectLastSequencePerSubject(0))
 	if isWrongLastSequence(err) {
@@ -441,7 +453,7 @@ func (im *importer) handoff(ctx context.Context, file string, it *ImportItem) (s
 	if err != nil {
 		return false, fmt.Errorf("coord: storing handoff: %w", wrapJS(err))
 	}
-	return false, nil
+	return ack.Duplicate, nil
 }
 
 // identity joins fields unambiguously for hashing.
@@ -526,7 +538,7 @@ func (im *importer) channel(ctx context.Context, root, channel string) error {
 		skipped := present[key]
 		var err error
 		if !skipped {
-			err = im.publish(ctx, subj, channel, m, key)
+			skipped, err = im.publish(ctx, subj, channel, m, key)
 			present[key] = err == nil
 		}
 		if err := im.outcome(ctx, m.item, skipped, err); err != nil {
@@ -558,20 +570,20 @@ func broadcastIdentity(agent string, ts time.Time, message string) string {
 
 // publish stores one imported broadcast with its original agent and
 // timestamp. The message ID makes a concurrent second import within the
-// stream's duplicate window a no-op too.
-func (im *importer) publish(ctx context.Context, subj, channel string, m *seedBroadcast, key string) error {
+// stream's duplicate window a no-op too (reported as a duplicate).
+func (im *importer) publish(ctx context.Context, subj, channel string, m *seedBroadcast, key string) (duplicate bool, err error) {
 	body, err := json.Marshal(wireBroadcast{Channel: channel, Agent: m.Agent, Message: m.Message, Timestamp: m.Timestamp})
 	if err != nil {
-		return fmt.Errorf("coord: encoding broadcast: %w", err)
+		return false, fmt.Errorf("coord: encoding broadcast: %w", err)
 	}
 	cctx, cancel := withDefaultTimeout(ctx)
 	defer cancel()
-	_, err = im.c.js.Publish(cctx, subj, body,
+	ack, err := im.c.js.Publish(cctx, subj, body,
 		jetstream.WithMsgID("import-"+key), jetstream.WithExpectStream(subjects.BroadcastStream))
 	if err != nil {
-		return fmt.Errorf("coord: publishing to channel %q: %w", channel, streamError(err))
+		return false, fmt.Errorf("coord: publishing to channel %q: %w", channel, streamError(err))
 	}
-	return nil
+	return ack.Duplicate, nil
 }
 
 // ---- checkpoints ----

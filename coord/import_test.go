@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -257,5 +258,50 @@ func TestImportErrors(t *testing.T) {
 	closed.Close()
 	if _, err := Import(ctx, closed, root); !errors.Is(err, ErrClosed) {
 		t.Fatalf("closed client: %v; want ErrClosed", err)
+	}
+}
+
+// TestImportConcurrent: two imports of one tree at once still store each
+// item once; between them every item is imported exactly once.
+func TestImportConcurrent(t *testing.T) {
+	srv := testenv.Start(t)
+	root := copyFixture(t)
+	ctx := testCtx(t, 30*time.Second)
+	clients := []*Client{newClient(t, srv, "importer-1"), newClient(t, srv, "importer-2")}
+	reports := make([]ImportReport, 2)
+	errs := make([]error, 2)
+	var wg sync.WaitGroup
+	for i, c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			reports[i], errs[i] = Import(ctx, c, root)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("import %d: %v", i, err)
+		}
+	}
+	want := map[ImportKind]int{ImportClaim: 4, ImportHandoff: 2, ImportBroadcast: 5, ImportCheckpoint: 4}
+	for kind, n := range want {
+		i1, s1, _ := reports[0].Count(kind)
+		i2, s2, _ := reports[1].Count(kind)
+		if i1+i2 != n || s1+s2 != n {
+			t.Errorf("%s: imported %d+%d, skipped %d+%d; want %d imports and %d skips in all", kind, i1, i2, s1, s2, n, n)
+		}
+	}
+	c := clients[0]
+	if bs, err := c.Broadcasts(ctx, "general", 0); err != nil || len(bs) != 3 {
+		t.Fatalf("general: %d messages, %v; want 3", len(bs), err)
+	}
+	for agent, n := range map[string]int{"bob": 1, "alice": 1} {
+		if hs, err := c.Handoffs(ctx, agent); err != nil || len(hs) != n {
+			t.Fatalf("%s's pending: %d, %v; want %d", agent, len(hs), err, n)
+		}
+	}
+	if cl, err := c.List(ctx); err != nil || len(cl) != 4 {
+		t.Fatalf("claims: %d, %v; want 4", len(cl), err)
 	}
 }

@@ -63,8 +63,9 @@ var defaults = struct {
 
 // DefaultClient returns the client the package-level functions use for
 // workspaceRoot with the current environment: one per NATS URL, namespace
-// (see Namespace) and agent (AgentID), created on first use and kept until
-// CloseDefaultClients. It is safe for concurrent use; concurrent first
+// (see Namespace), agent (AgentID) and COG_CLAIM_TTL (the lease of its
+// claims, a Go duration; default DefaultClaimTTL), created on first use and
+// kept until CloseDefaultClients. It is safe for concurrent use; concurrent first
 // calls share one connection attempt, and a failed attempt is not cached.
 // Do not Close it yourself: CloseDefaultClients does.
 func DefaultClient(workspaceRoot string) (*Client, error) {
@@ -106,6 +107,17 @@ func defaultClient(k defaultKey) (*Client, error) {
 // own (not the client's) so that the error for a missing server can say
 // what to run, once.
 func dialDefault(k defaultKey) (*Client, *nats.Conn, error) {
+	if err := subjects.ValidateAgent(k.agent); err != nil {
+		return nil, nil, fmt.Errorf("%w (from COG_AGENT_ID, else USER)", err)
+	}
+	opts := []Option{WithAgent(k.agent), WithNamespace(k.namespace)}
+	if k.ttl != "" {
+		d, err := time.ParseDuration(k.ttl)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: COG_CLAIM_TTL %q: %v", ErrInvalidOption, k.ttl, err)
+		}
+		opts = append(opts, WithClaimTTL(d))
+	}
 	nc, err := nats.Connect(k.url,
 		nats.Name("coord "+k.agent),
 		nats.MaxReconnects(-1),
@@ -115,18 +127,9 @@ func dialDefault(k defaultKey) (*Client, *nats.Conn, error) {
 	if err != nil {
 		return nil, nil, &hintedError{fmt.Errorf("%w: no NATS server at %s: %s: %v", ErrUnavailable, k.url, startHint, err)}
 	}
-	opts := []Option{WithConn(nc), WithAgent(k.agent), WithNamespace(k.namespace)}
-	if k.ttl != "" {
-		d, err := time.ParseDuration(k.ttl)
-		if err != nil {
-			nc.Close()
-			return nil, nil, fmt.Errorf("%w: COG_CLAIM_TTL %q: %v", ErrInvalidOption, k.ttl, err)
-		}
-		opts = append(opts, WithClaimTTL(d))
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), seedTimeout)
 	defer cancel()
-	c, err := New(ctx, opts...)
+	c, err := New(ctx, append(opts, WithConn(nc))...)
 	if err != nil {
 		nc.Close()
 		return nil, nil, seedErr(err)
@@ -159,7 +162,7 @@ func CloseDefaultClients() error {
 func seedErr(err error) error {
 	var h *hintedError
 	if errors.Is(err, ErrUnavailable) && !errors.As(err, &h) {
-		return &hintedError{fmt.Errorf("%w (%s)", err, startHint)}
+		return &hintedError{fmt.Errorf("%w; %s", err, startHint)}
 	}
 	return err
 }

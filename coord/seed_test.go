@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
+
 	"github.com/cogos-dev/coord/testenv"
 )
 
@@ -173,6 +175,30 @@ func TestSeedConcurrentDefaultClient(t *testing.T) {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	winners, claimedErrs := 0, 0
+
+	// Concurrent first calls share one client (one connection attempt).
+	got := make([]*Client, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := DefaultClient(root)
+			if err != nil {
+				t.Errorf("DefaultClient: %v", err)
+			}
+			got[i] = c
+		}()
+	}
+	wg.Wait()
+	for i, c := range got {
+		if c == nil || c != got[0] {
+			t.Fatalf("call %d got client %p, call 0 got %p; want one shared client", i, c, got[0])
+		}
+	}
+	if err := CloseDefaultClients(); err != nil {
+		t.Fatal(err)
+	}
+
 	errs := make(chan error, 2*n)
 	for i := range n {
 		wg.Add(1)
@@ -193,6 +219,13 @@ func TestSeedConcurrentDefaultClient(t *testing.T) {
 	defaults.mu.Unlock()
 	if clients != 1 {
 		t.Fatalf("%d default clients after concurrent calls by one agent; want 1", clients)
+	}
+	shared, err := DefaultClient(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if held := len(shared.Held()); held != n {
+		t.Fatalf("the default client holds %d claims; want all %d", held, n)
 	}
 
 	// Contest: each goroutine uses a client of its own (a different agent,
@@ -276,11 +309,16 @@ func TestSeedLeaseEndsWithProcess(t *testing.T) {
 	}
 }
 
-func TestSeedBadTTL(t *testing.T) {
+func TestSeedBadEnv(t *testing.T) {
 	_, root := seedEnv(t, "seed-ttl")
 	t.Setenv("COG_CLAIM_TTL", "soon")
 	if _, err := CreateClaim(root, "a", "r"); !errors.Is(err, ErrInvalidOption) {
 		t.Fatalf("COG_CLAIM_TTL=soon: %v; want ErrInvalidOption", err)
+	}
+	t.Setenv("COG_CLAIM_TTL", "")
+	t.Setenv("COG_AGENT_ID", "two words")
+	if _, err := CreateClaim(root, "a", "r"); !errors.Is(err, ErrInvalidAgent) || !strings.Contains(err.Error(), "COG_AGENT_ID") {
+		t.Fatalf("COG_AGENT_ID with a space: %v; want ErrInvalidAgent naming COG_AGENT_ID", err)
 	}
 }
 
@@ -639,4 +677,19 @@ func BenchmarkNamespace(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// TestSeedNoJetStream: a server without JetStream is "unavailable" too, with
+// the same hint.
+func TestSeedNoJetStream(t *testing.T) {
+	srv := testenv.Start(t, testenv.WithOptions(func(o *server.Options) { o.JetStream = false }))
+	t.Setenv("COG_NATS_URL", srv.URL())
+	t.Setenv("COG_NAMESPACE", "nojs")
+	t.Cleanup(func() { CloseDefaultClients() })
+	start := time.Now()
+	_, err := CreateClaim(t.TempDir(), "a", "r")
+	if !errors.Is(err, ErrUnavailable) || strings.Count(err.Error(), "coord-agent serve") != 1 {
+		t.Fatalf("CreateClaim on a server without JetStream: %v; want ErrUnavailable with the hint once", err)
+	}
+	t.Logf("after %v: %v", time.Since(start), err)
 }
