@@ -243,6 +243,48 @@ func TestE2EDirect(t *testing.T) {
 	eventually(t, 10*time.Second, "direct claim expiring", func() bool {
 		return cli(t, dir, "", "owner", "x").code == 1
 	})
+
+	// Every other subcommand works directly too (--nats bypasses the sidecar).
+	n := []string{"--nats", p.info.NATSURL}
+	direct := func(agent string, args ...string) result {
+		t.Helper()
+		return must(t, empty, agent, append(args, n...)...)
+	}
+	direct("alice", "broadcast", "ch", "one")
+	var msgs []coord.Broadcast
+	mustJSON(t, empty, "", &msgs, append([]string{"broadcasts", "ch"}, n...)...)
+	if len(msgs) != 1 || msgs[0].Message != "one" {
+		t.Errorf("direct broadcasts: %+v", msgs)
+	}
+	direct("alice", "claim", "y", "--ttl", "30s")
+	direct("alice", "handoff", "bob", "y", "take it", "--claims", "y")
+	var pending []coord.Handoff
+	mustJSON(t, empty, "bob", &pending, append([]string{"handoffs"}, n...)...)
+	if len(pending) != 1 {
+		t.Fatalf("direct handoffs: %+v", pending)
+	}
+	if r := direct("bob", "accept", pending[0].ID); !strings.Contains(r.stdout, "not kept alive") {
+		t.Errorf("direct accept should say the claims are not kept alive: %v", r)
+	}
+	direct("alice", "checkpoint", "cp")
+	if r := cli(t, empty, "bob", append([]string{"wait", "cp", "--agents", "alice,bob", "--timeout", "1s"}, n...)...); r.code != 1 || !strings.Contains(r.stderr, "missing: bob") {
+		t.Errorf("direct wait with bob missing: %v", r)
+	}
+	direct("bob", "checkpoint", "cp")
+	direct("bob", "wait", "cp", "--count", "2", "--timeout", "5s")
+	var st sidecar.Status
+	mustJSON(t, empty, "bob", &st, append([]string{"status"}, n...)...)
+	if st.Sidecar != nil || st.Agent != "bob" || len(st.Claims) != 1 || st.Claims[0].Path != "y" {
+		t.Errorf("direct status: %+v", st)
+	}
+	// A direct follow prints what is published after it started.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	f := startCLI(t, ctx, empty, "carol", append([]string{"broadcasts", "ch", "--follow"}, n...)...)
+	eventually(t, 20*time.Second, "a broadcast reaching the direct follow", func() bool {
+		direct("alice", "broadcast", "ch", "live")
+		return strings.Contains(f.out.String(), "alice: live")
+	})
 }
 
 // TestE2EUnixSocket: the API on a Unix socket, found through sidecar.json
