@@ -25,7 +25,7 @@ func runStatus(e *env, args []string) error {
 	w := e.stdout
 	fmt.Fprintf(w, "agent:      %s (namespace %s)\n", st.Agent, st.Namespace)
 	if sc := st.Sidecar; sc != nil {
-		fmt.Fprintf(w, "sidecar:    %s (pid %d, %s, data %s)\n", sc.HTTP, sc.PID, sc.Mode, sc.DataDir)
+		fmt.Fprintf(w, "sidecar:    %s (pid %d, %s, data %s, keeping %d claims alive)\n", sc.HTTP, sc.PID, sc.Mode, sc.DataDir, len(st.Held))
 	} else {
 		fmt.Fprintf(w, "sidecar:    none (direct connection)\n")
 	}
