@@ -1,6 +1,7 @@
 package coord
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"flag"
@@ -220,4 +221,24 @@ func inboxOption(ns, agent string) (nats.Option, error) {
 // isPermissionViolation reports whether err is the server's refusal of subj.
 func isPermissionViolation(err error, subj string) bool {
 	return err != nil && errors.Is(err, nats.ErrPermissionViolation) && strings.Contains(err.Error(), `"`+subj+`"`)
+}
+
+// Provision creates every bucket and stream coord uses (claims and waiters
+// exist once New returns; this adds checkpoints, broadcasts and handoffs).
+// Under coord's permissions agents may not create them: an administrator
+// runs this once (`coord-agent` as the admin user does).
+func (c *Client) Provision(ctx context.Context) error {
+	if c.isClosed() {
+		return ErrClosed
+	}
+	ctx, cancel := withDefaultTimeout(ctx)
+	defer cancel()
+	if _, err := c.checkpointBucket(ctx); err != nil {
+		return err
+	}
+	if _, err := c.broadcastStream(ctx); err != nil {
+		return err
+	}
+	_, err := c.handoffStream(ctx)
+	return err
 }

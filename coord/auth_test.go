@@ -29,6 +29,11 @@ type authEnv struct {
 
 func startAuth(t *testing.T, extra []testenv.Option, agents ...string) *authEnv {
 	t.Helper()
+	return startAuthWith(t, extra, authz.Options{}, agents...)
+}
+
+func startAuthWith(t *testing.T, extra []testenv.Option, opts authz.Options, agents ...string) *authEnv {
+	t.Helper()
 	admin, err := authz.Admin("admin")
 	if err != nil {
 		t.Fatal(err)
@@ -36,7 +41,7 @@ func startAuth(t *testing.T, extra []testenv.Option, agents ...string) *authEnv 
 	e := &authEnv{admin: admin, users: make(map[string]authz.User)}
 	all := []authz.User{admin}
 	for _, a := range agents {
-		u, err := authz.Agent("test", a, authz.Options{})
+		u, err := authz.Agent("test", a, opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -49,8 +54,8 @@ func startAuth(t *testing.T, extra []testenv.Option, agents ...string) *authEnv 
 	e.srv = testenv.Start(t, append([]testenv.Option{testenv.WithAuthorization(t, e.conf)}, extra...)...)
 	// The administrator provisions buckets and streams: agents may not.
 	adm := e.client(t, "admin", WithUserPassword(admin.Name, admin.Password))
-	if _, err := adm.handoffStream(testCtx(t, 5*time.Second)); err != nil {
-		t.Fatalf("provisioning handoffs: %v", err)
+	if err := adm.Provision(testCtx(t, 5*time.Second)); err != nil {
+		t.Fatalf("provisioning: %v", err)
 	}
 	return e
 }
@@ -442,3 +447,69 @@ func waitFor(t *testing.T, d time.Duration, cond func() bool) {
 }
 
 var _ = context.Background
+
+func TestAuthBroadcastsAndCheckpoints(t *testing.T) {
+	e := startAuthWith(t, nil, authz.Options{Channels: []string{"ops"}}, "alice", "bob")
+	ctx := testCtx(t, 20*time.Second)
+	alice, bob := e.agent(t, "alice"), e.agent(t, "bob")
+
+	sub, err := bob.Subscribe(ctx, "ops")
+	if err != nil {
+		t.Fatalf("bob subscribes: %v", err)
+	}
+	defer sub.Stop()
+	if _, err := alice.Publish(ctx, "ops", "deploying"); err != nil {
+		t.Fatalf("alice publishes on an allowed channel: %v", err)
+	}
+	select {
+	case b := <-sub.C():
+		if b.Message != "deploying" || b.Agent != "alice" {
+			t.Fatalf("bob got %+v", b)
+		}
+	case <-ctx.Done():
+		t.Fatalf("bob's subscription got nothing: %v", sub.Err())
+	}
+	if got, err := bob.Broadcasts(ctx, "ops", 0); err != nil || len(got) != 1 {
+		t.Fatalf("bob lists ops: %+v, %v", got, err)
+	}
+	short, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	if _, err := alice.Publish(short, "random", "x"); err == nil {
+		t.Fatal("alice published on a channel she may not")
+	}
+
+	for _, c := range []*Client{alice, bob} {
+		if err := c.Arrive(ctx, "ready"); err != nil {
+			t.Fatalf("%s arrives: %v", c.Agent(), err)
+		}
+	}
+	if err := alice.WaitCheckpoint(ctx, "ready", []string{"alice", "bob"}); err != nil {
+		t.Fatalf("wait: %v", err)
+	}
+	short2, cancel2 := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel2()
+	if err := alice.ResetCheckpoint(short2, "ready"); err == nil {
+		t.Fatal("alice reset bob's arrival without the permission to")
+	}
+	if got, err := bob.Arrivals(ctx, "ready"); err != nil || len(got) != 1 || got[0] != "bob" {
+		// Alice's own arrival may be gone (she may delete it); bob's stays.
+		if len(got) != 2 {
+			t.Fatalf("arrivals after a refused reset: %v, %v", got, err)
+		}
+	}
+}
+
+func TestAuthResetCheckpointsOption(t *testing.T) {
+	e := startAuthWith(t, nil, authz.Options{ResetCheckpoints: true}, "alice", "bob")
+	ctx := testCtx(t, 10*time.Second)
+	alice, bob := e.agent(t, "alice"), e.agent(t, "bob")
+	if err := bob.Arrive(ctx, "ready"); err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.ResetCheckpoint(ctx, "ready"); err != nil {
+		t.Fatalf("reset with the permission: %v", err)
+	}
+	if got, err := alice.Arrivals(ctx, "ready"); err != nil || len(got) != 0 {
+		t.Fatalf("arrivals after reset: %v, %v", got, err)
+	}
+}
