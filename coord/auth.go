@@ -242,3 +242,14 @@ func (c *Client) Provision(ctx context.Context) error {
 	_, err := c.handoffStream(ctx)
 	return err
 }
+
+// deniedHint explains a failure that the server's refusal of a subject
+// caused (an agent's user may not create coord's buckets and streams): it
+// wraps ErrPermissionDenied and says who can fix it.
+func (c *Client) deniedHint(err error) error {
+	last := c.nc.LastError()
+	if last == nil || !errors.Is(last, nats.ErrPermissionViolation) {
+		return err
+	}
+	return fmt.Errorf("%w: %w (%v; an administrator creates coord's buckets and streams: Client.Provision, docs/security.md)", ErrPermissionDenied, err, last)
+}

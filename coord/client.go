@@ -91,6 +91,7 @@ func New(ctx context.Context, opts ...Option) (*Client, error) {
 	}
 	c.js = js
 	if err := c.provisionClaims(ctx); err != nil {
+		err = c.deniedHint(err)
 		c.closeConn()
 		return nil, err
 	}
