@@ -35,7 +35,7 @@ func TestHostileInputs(t *testing.T) {
 		{"alice", []string{"broadcast", "ops", huge}},                // message over 64 KiB
 		{"alice", []string{"handoff", "bob", huge, "m"}},             // artifact over 4 KiB
 		{"alice", []string{"handoff", "bo\u00adb", "artifact", "m"}}, // soft hyphen in the recipient
-		{"alice", []string{"checkpoint", "ready\x7f"}}, // DEL (argv cannot hold a NUL)
+		{"alice", []string{"checkpoint", "ready\x7f"}},               // DEL (argv cannot hold a NUL)
 		{"alice", []string{"checkpoint", "re\u2060ady"}},
 	}
 	for _, tc := range cliCases {
