@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"github.com/cogos-dev/coord/internal/authz"
@@ -511,5 +512,55 @@ func TestAuthResetCheckpointsOption(t *testing.T) {
 	}
 	if got, err := alice.Arrivals(ctx, "ready"); err != nil || len(got) != 0 {
 		t.Fatalf("arrivals after reset: %v, %v", got, err)
+	}
+}
+
+// A sidecar serves several agents over one connection: its user holds the
+// union of their permissions (authz.Union, `coord-agent authz --union`),
+// and still none of anyone else's.
+func TestAuthSidecarUnionUser(t *testing.T) {
+	admin, _ := authz.Admin("admin")
+	var sets []*server.Permissions
+	for _, a := range []string{"node1", "alice", "bob"} {
+		p, err := authz.Permissions("test", a, authz.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sets = append(sets, p)
+	}
+	node, _ := authz.Agent("test", "node1", authz.Options{})
+	node.Permissions = authz.Union(sets...)
+	carolUser, _ := authz.Agent("test", "carol", authz.Options{})
+	conf, err := authz.Render([]authz.User{admin, node, carolUser})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := testenv.Start(t, testenv.WithAuthorization(t, conf))
+	ctx := testCtx(t, 20*time.Second)
+	adm := newClient(t, srv, "admin", WithUserPassword(admin.Name, admin.Password))
+	if err := adm.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	prefix, _ := subjects.InboxPrefix("test", "node1")
+	nc := srv.Connect(t, nats.UserInfo(node.Name, node.Password), nats.CustomInboxPrefix(prefix))
+	alice := newClient(t, srv, "alice", WithConn(nc))
+	bob := newClient(t, srv, "bob", WithConn(nc))
+	carol := newClient(t, srv, "carol", WithUserPassword(carolUser.Name, carolUser.Password))
+	for _, to := range []string{"alice", "bob"} {
+		if _, err := carol.Handoff(ctx, to, "x", ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []*Client{alice, bob} {
+		got, err := c.Handoffs(ctx, "")
+		if err != nil || len(got) != 1 {
+			t.Fatalf("%s through the sidecar's connection: %+v, %v", c.Agent(), got, err)
+		}
+		if _, err := c.Accept(ctx, got[0].ID); err != nil {
+			t.Fatalf("%s accepts: %v", c.Agent(), err)
+		}
+	}
+	if _, err := alice.Handoffs(ctx, "carol"); !errors.Is(err, ErrPermissionDenied) {
+		t.Fatalf("the sidecar's user lists carol's handoffs: %v", err)
 	}
 }

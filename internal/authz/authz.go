@@ -144,3 +144,27 @@ func handoffSubjects(ns, agent string) ([]string, error) {
 	}
 	return out, nil
 }
+
+// Union merges permission sets: a user that acts for several agents (a
+// sidecar serving them over one connection) gets what any of them may.
+// A nil set (no restrictions) makes the union nil.
+func Union(sets ...*server.Permissions) *server.Permissions {
+	var pub, sub []string
+	for _, p := range sets {
+		if p == nil {
+			return nil
+		}
+		if p.Publish != nil {
+			pub = append(pub, p.Publish.Allow...)
+		}
+		if p.Subscribe != nil {
+			sub = append(sub, p.Subscribe.Allow...)
+		}
+	}
+	slices.Sort(pub)
+	slices.Sort(sub)
+	return &server.Permissions{
+		Publish:   &server.SubjectPermission{Allow: slices.Compact(pub)},
+		Subscribe: &server.SubjectPermission{Allow: slices.Compact(sub)},
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/cogos-dev/coord/subjects"
@@ -47,6 +48,7 @@ func Run(args []string, out, errOut io.Writer) error {
 	admin := fs.String("admin", "", "also add an administrator with this user name (no restrictions; provisions buckets and streams)")
 	channels := fs.String("channels", "", "comma-separated broadcast channels the agents may publish on (default: all)")
 	reset := fs.Bool("reset-checkpoints", false, "let the agents reset checkpoints (write other agents' arrivals)")
+	union := fs.String("union", "", "make one user with this name holding every listed agent's permissions (a sidecar serving them all over one connection) instead of one user per agent")
 	outDir := fs.String("out-dir", "", "write each secret to a 0600 file in this directory and keep only hashes in the block")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -68,21 +70,30 @@ func Run(args []string, out, errOut io.Writer) error {
 		}
 		users = append(users, u)
 	}
-	for _, a := range agents {
-		var u User
-		var err error
-		if *nkey {
-			u, err = AgentNKey(ns, a, opts)
-		} else {
-			u, err = Agent(ns, a, opts)
-		}
+	names := agents
+	if *union != "" {
+		u, err := unionUser(ns, *union, agents, opts, *nkey)
 		if err != nil {
 			return err
 		}
-		users = append(users, u)
+		users, names = append(users, u), []string{*union}
+	} else {
+		for _, a := range agents {
+			var u User
+			var err error
+			if *nkey {
+				u, err = AgentNKey(ns, a, opts)
+			} else {
+				u, err = Agent(ns, a, opts)
+			}
+			if err != nil {
+				return err
+			}
+			users = append(users, u)
+		}
 	}
 	if *outDir != "" {
-		names := append([]string{}, agents...)
+		names := append([]string{}, names...)
 		if *admin != "" {
 			names = append([]string{*admin}, names...)
 		}
@@ -124,4 +135,30 @@ func writeSecret(dir, name string, u *User) error {
 	}
 	u.Seed = ""
 	return nil
+}
+
+// unionUser is one user (name, or an nkey) with the permissions of every
+// agent in agents and of name itself (its own inbox: the sidecar's
+// connection uses its agent's inbox prefix).
+func unionUser(ns, name string, agents []string, opts Options, nkey bool) (User, error) {
+	var sets []*server.Permissions
+	for _, a := range append([]string{name}, agents...) {
+		p, err := Permissions(ns, a, opts)
+		if err != nil {
+			return User{}, err
+		}
+		sets = append(sets, p)
+	}
+	var u User
+	var err error
+	if nkey {
+		u, err = AgentNKey(ns, name, opts)
+	} else {
+		u, err = Agent(ns, name, opts)
+	}
+	if err != nil {
+		return User{}, err
+	}
+	u.Permissions = Union(sets...)
+	return u, nil
 }

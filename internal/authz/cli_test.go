@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -77,4 +78,27 @@ func TestRunRejectsBadInput(t *testing.T) {
 func equalPerms(a, b *server.Permissions) bool {
 	return strings.Join(a.Publish.Allow, ",") == strings.Join(b.Publish.Allow, ",") &&
 		strings.Join(a.Subscribe.Allow, ",") == strings.Join(b.Subscribe.Allow, ",")
+}
+
+func TestRunUnionForASidecar(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if err := Run([]string{"--namespace", "ws", "--union", "node1", "alice", "bob"}, &out, &errOut); err != nil {
+		t.Fatalf("%v: %s", err, errOut.String())
+	}
+	o := parse(t, out.String())
+	if len(o.Users) != 1 || o.Users[0].Username != "node1" {
+		t.Fatalf("users: %+v", o.Users)
+	}
+	p := o.Users[0].Permissions
+	for _, want := range []string{"coord.handoff-done.ws.alice.*", "coord.handoff-done.ws.bob.*", "coord.handoff-done.ws.node1.*"} {
+		if !slices.Contains(p.Publish.Allow, want) {
+			t.Errorf("union lacks %s", want)
+		}
+	}
+	if !slices.Contains(p.Subscribe.Allow, "_INBOX_.ws.node1.>") {
+		t.Errorf("union lacks the sidecar's own inbox: %v", p.Subscribe.Allow)
+	}
+	if Union(p, nil) != nil {
+		t.Error("a union with an unrestricted set is restricted")
+	}
 }
