@@ -564,3 +564,27 @@ func TestAuthSidecarUnionUser(t *testing.T) {
 		t.Fatalf("the sidecar's user lists carol's handoffs: %v", err)
 	}
 }
+
+// A write outside the user's permissions fails at once with
+// ErrPermissionDenied (the server's refusal is routed to the waiting
+// call), not when its deadline passes.
+func TestAuthRefusedWriteFailsFast(t *testing.T) {
+	e := startAuth(t, nil, "alice")
+	adm := e.client(t, "admin", WithUserPassword(e.admin.Name, e.admin.Password), WithNamespace("other"))
+	if err := adm.Provision(testCtx(t, 5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	u := e.users["alice"]
+	// alice's user is for namespace "test"; this client speaks for "other"
+	// (with the inbox prefix of "test", so that it can connect at all).
+	c := e.client(t, "alice", WithUserPassword(u.Name, u.Password), WithNamespace("other"),
+		WithNATSOptions(nats.CustomInboxPrefix("_INBOX_.test.alice")))
+	ctx := testCtx(t, 10*time.Second)
+	start := time.Now()
+	if _, err := c.Handoff(ctx, "bob", "x", ""); !errors.Is(err, ErrPermissionDenied) {
+		t.Fatalf("handoff in a namespace the user may not write: %v, want ErrPermissionDenied", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("refusal took %v", d)
+	}
+}

@@ -43,6 +43,8 @@ type Client struct {
 	closed bool
 
 	lazy lazyResources
+
+	refused *refusals // nil on a connection given with WithConn
 }
 
 // New connects (or wraps WithConn) and makes sure the claim buckets exist.
@@ -77,12 +79,17 @@ func New(ctx context.Context, opts ...Option) (*Client, error) {
 			nats.MaxReconnects(-1),
 			nats.ReconnectWait(250 * time.Millisecond),
 			inbox,
+			// Asynchronous errors (a refused subject, a slow consumer) go to
+			// the client's logger, not to stderr (nats.go's default); a
+			// handler given in WithNATSOptions replaces this one.
+			nats.ErrorHandler(c.logAsyncError),
 		}, o.natsOpts...)
 		nc, err := nats.Connect(o.url, nopts...)
 		if err != nil {
 			return nil, fmt.Errorf("%w: connecting to %s: %w (start a server with `coord-agent serve`, or set COG_NATS_URL)", ErrUnavailable, o.url, err)
 		}
 		c.nc, c.ownConn = nc, true
+		c.watchRefusals()
 	}
 	js, err := jetstream.New(c.nc)
 	if err != nil {

@@ -148,8 +148,11 @@ func (c *Client) Handoff(ctx context.Context, to, artifact, message string, opts
 		return Handoff{}, fmt.Errorf("coord: encoding handoff: %w", err)
 	}
 	msg := &nats.Msg{Subject: subj + "." + rec.ID, Data: data}
-	_, err = c.js.PublishMsg(ctx, msg, jetstream.WithMsgID(rec.ID),
+	pctx, done := c.refusable(ctx, msg.Subject)
+	_, err = c.js.PublishMsg(pctx, msg, jetstream.WithMsgID(rec.ID),
 		jetstream.WithExpectStream(st.CachedInfo().Config.Name))
+	err = refusedErr(pctx, err)
+	done()
 	if err != nil {
 		return Handoff{}, fmt.Errorf("coord: storing handoff to %s: %w", to, wrapJS(err))
 	}

@@ -267,8 +267,11 @@ func (c *Client) decide(ctx context.Context, id, status, reason string) (Handoff
 		if err != nil {
 			return Handoff{}, fmt.Errorf("coord: encoding handoff: %w", err)
 		}
-		_, err = c.js.PublishMsg(ctx, &nats.Msg{Subject: doneSubj, Data: data},
+		pctx, done := c.refusable(ctx, doneSubj)
+		_, err = c.js.PublishMsg(pctx, &nats.Msg{Subject: doneSubj, Data: data},
 			jetstream.WithExpectLastSequencePerSubject(0))
+		err = refusedErr(pctx, err)
+		done()
 		if isWrongLastSequence(err) {
 			// Decided already: by another client of this agent just now, or
 			// by an earlier call that could not delete the pending form.
