@@ -342,13 +342,13 @@ func TestHandoffSkipsUnreadable(t *testing.T) {
 	}
 }
 
-// Listings page through more handoffs than one batch holds, in order.
+// Listings read more handoffs than one round of decision checks holds, in order.
 func TestHandoffManyPending(t *testing.T) {
 	srv := testenv.Start(t)
 	ctx := testCtx(t, 30*time.Second)
 	alice := newClient(t, srv, "alice", WithMemoryStorage())
 	bob := newClient(t, srv, "bob")
-	const n = 2*batchSize + 10
+	const n = 2*multiLastMax + 10
 	var ids []string
 	for i := range n {
 		h, err := alice.Handoff(ctx, "bob", fmt.Sprintf("a%d", i), "")
