@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
 
 	"github.com/cogos-dev/coord/kvstore"
 	"github.com/cogos-dev/coord/subjects"
@@ -163,6 +164,11 @@ func (q *waitQueue) ensureWatch(ctx context.Context) error {
 // dispatch wakes the wait whose key was deleted or expired. It drains the
 // watch promptly so the server never stalls on it.
 func (q *waitQueue) dispatch(ctx context.Context, w *kvstore.Watcher) {
+	// nats.go's watcher notices a restarted server only after its
+	// heartbeats go missing (about 20 s); watch again at once on reconnect
+	// and have every wait re-read where it stands.
+	reconnected := q.c.nc.StatusChanged(nats.CONNECTED)
+	defer q.c.nc.RemoveStatusListener(reconnected)
 	defer func() {
 		q.mu.Lock()
 		if q.w == w {
@@ -172,9 +178,28 @@ func (q *waitQueue) dispatch(ctx context.Context, w *kvstore.Watcher) {
 		_ = w.Stop()
 	}()
 	for {
-		ev, ok := w.Next(ctx)
-		if !ok {
+		var ev kvstore.Event
+		select {
+		case <-ctx.Done():
 			return
+		case <-reconnected:
+			nw, err := q.c.waiters.Watch(ctx, []string{subjects.WaiterClientFilter(q.c.id)}, kvstore.UpdatesOnly())
+			if err != nil {
+				q.c.log.Warn().Err(err).Msg("could not watch waiter keys again after reconnect; keeping the old watch")
+			} else {
+				_ = w.Stop()
+				w = nw
+				q.mu.Lock()
+				q.w = nw
+				q.mu.Unlock()
+			}
+			q.wakeAll(wakeup{recheck: true})
+			continue
+		case raw, ok := <-w.C():
+			if !ok {
+				return
+			}
+			ev = kvstore.Convert(raw)
 		}
 		if ev.InitialDone || ev.Op == kvstore.OpPut {
 			continue
@@ -190,23 +215,37 @@ func (q *waitQueue) dispatch(ctx context.Context, w *kvstore.Watcher) {
 		ch := q.waits[ev.Key]
 		q.mu.Unlock()
 		if ch != nil {
-			select {
-			case ch <- wu:
-			default:
-				// A wake-up is pending already; a grant must not be lost,
-				// so replace a plain one with it.
-				if wu.Revision != 0 {
-					select {
-					case <-ch:
-					default:
-					}
-					select {
-					case ch <- wu:
-					default:
-					}
-				}
-			}
+			deliver(ch, wu)
 		}
+	}
+}
+
+// deliver hands a wake-up to a wait without blocking. A grant must never be
+// lost: it replaces a pending plain wake-up.
+func deliver(ch chan wakeup, wu wakeup) {
+	select {
+	case ch <- wu:
+		return
+	default:
+	}
+	if wu.Revision == 0 {
+		return // something is pending already; one look is enough
+	}
+	select {
+	case <-ch:
+	default:
+	}
+	select {
+	case ch <- wu:
+	default:
+	}
+}
+
+func (q *waitQueue) wakeAll(wu wakeup) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, ch := range q.waits {
+		deliver(ch, wu)
 	}
 }
 
@@ -442,6 +481,12 @@ func (q *waitQueue) wait(ctx context.Context, key, clean string, o claimOptions,
 			case <-c.ctx.Done():
 				return nil, ErrClosed
 			case wu := <-wake:
+				if wu.recheck {
+					if k, err := c.waiters.Last(ctx, wkey); err != nil || !k.Live() || k.Revision != wrev {
+						wrev = 0
+					}
+					break waiting
+				}
 				wrev = 0 // the releaser deleted our key
 				if wu.Revision != 0 && wu.Lease == wrec.Lease {
 					// The note on the delete is our grant: the claim was
@@ -573,6 +618,9 @@ type wakeup struct {
 	Revision  uint64    `json:"rev,omitempty"`
 	Lease     string    `json:"lease,omitempty"`
 	ClaimedAt time.Time `json:"claimed_at,omitempty"`
+	// recheck: events may have been missed (reconnect); our key may still
+	// be in place.
+	recheck bool
 }
 
 // waiterRef is a waiter found in the queue.
