@@ -2,6 +2,7 @@ package coord
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -101,4 +102,67 @@ func (s *turns) fairness(agents []string) (minTurns int, mean, ratio float64) {
 		ratio = float64(minTurns) / mean
 	}
 	return minTurns, mean, ratio
+}
+
+// contention is what contend measured.
+type contention struct {
+	turns    turns
+	waits    []time.Duration // each Acquire, call to return
+	handoffs int
+	elapsed  time.Duration
+}
+
+// contend runs one goroutine per client, each acquiring path (blocking
+// Acquire) and releasing it at once, until d has passed.
+func contend(ctx context.Context, clients []*Client, path string, d time.Duration) (*contention, error) {
+	res := &contention{}
+	var (
+		mu       sync.Mutex
+		firstErr error
+		wg       sync.WaitGroup
+	)
+	start := time.Now()
+	stop := start.Add(d)
+	for _, c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var waits []time.Duration
+			defer func() {
+				mu.Lock()
+				res.waits = append(res.waits, waits...)
+				mu.Unlock()
+			}()
+			for time.Now().Before(stop) {
+				t0 := time.Now()
+				cl, err := c.Acquire(ctx, path)
+				if err == nil {
+					waits = append(waits, time.Since(t0))
+					res.turns.add(c.Agent())
+					err = cl.Release(ctx)
+				}
+				if err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = fmt.Errorf("%s: %w", c.Agent(), err)
+					}
+					mu.Unlock()
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	res.elapsed = time.Since(start)
+	res.handoffs = len(res.waits)
+	return res, firstErr
+}
+
+// percentile of sorted durations, p in [0, 1].
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(p * float64(len(sorted)-1))
+	return sorted[i]
 }
