@@ -55,6 +55,11 @@ type rawKV struct {
 	marker uint64 // revision of the key's latest delete marker
 }
 
+var rawKeys atomic.Int64
+
+// freshKey is a key never written before, so its latest marker is known: none.
+func freshKey(prefix string) string { return fmt.Sprintf("%s%d", prefix, rawKeys.Add(1)) }
+
 func newRawKV(b *testing.B, srv *testenv.Server, key string) *rawKV {
 	js, err := jetstream.New(srv.Connect(b))
 	if err != nil {
@@ -136,7 +141,7 @@ func BenchmarkClaimRelease(b *testing.B) {
 		reportOps(b)
 	})
 	b.Run("floor/create-ttl+delete-1", func(b *testing.B) {
-		r := newRawKV(b, srv, "floor.one")
+		r := newRawKV(b, srv, freshKey("floor.one"))
 		for b.Loop() {
 			if err := r.cycle(ctx); err != nil {
 				b.Fatal(err)
@@ -146,7 +151,7 @@ func BenchmarkClaimRelease(b *testing.B) {
 	})
 	raws := make([]*rawKV, 16)
 	for i := range raws {
-		raws[i] = newRawKV(b, srv, fmt.Sprintf("floor.p%02d", i))
+		raws[i] = newRawKV(b, srv, freshKey("floor.p"))
 	}
 	b.Run("floor/create-ttl+delete-16", func(b *testing.B) {
 		var next atomic.Int32

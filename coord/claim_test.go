@@ -449,3 +449,48 @@ func TestClaimJunkInBucket(t *testing.T) {
 		t.Fatalf("ListChecked with junk in another namespace: %d bad, %v", len(bad2), err)
 	}
 }
+
+// TestTryAcquireHotPath: on a path changing hands as fast as the server
+// allows (zero hold times), TryAcquire either gets the claim or reports it
+// claimed; it never leaks a revision mismatch from losing the race.
+func TestTryAcquireHotPath(t *testing.T) {
+	srv := testenv.Start(t)
+	nc := srv.Connect(t)
+	ctx := testCtx(t, 30*time.Second)
+	const workers = 16
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		errs     []error
+		grants   atomic.Int64
+		deadline = time.Now().Add(2 * time.Second)
+	)
+	for i := range workers {
+		c := newConnClient(t, nc, fmt.Sprintf("hot-%02d", i))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(deadline) {
+				cl, err := c.TryAcquire(ctx, "hot")
+				if errors.Is(err, ErrClaimed) {
+					continue
+				}
+				if err == nil {
+					grants.Add(1)
+					err = cl.Release(ctx)
+				}
+				if err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	t.Logf("%d grants", grants.Load())
+	if len(errs) > 0 {
+		t.Fatalf("%d workers failed, first: %v", len(errs), errs[0])
+	}
+}
