@@ -188,10 +188,11 @@ func BenchmarkClaimRelease(b *testing.B) {
 // path and release it at once. Reports handoffs/s, the p50 and p99 wait of
 // an Acquire, and fairness (fewest turns / mean turns).
 func BenchmarkContended(b *testing.B) {
+	srv := testenv.Start(b)
+	clients := benchClients(b, srv, 16)
+	b.Run("floor/ring-16", func(b *testing.B) { benchRing(b, srv) })
 	b.Run("16", func(b *testing.B) {
-		srv := testenv.Start(b)
 		ctx := context.Background()
-		clients := benchClients(b, srv, 16)
 		var (
 			next  atomic.Int32
 			mu    sync.Mutex
@@ -240,6 +241,68 @@ func BenchmarkContended(b *testing.B) {
 			b.ReportMetric(float64(least)/mean, "fairness")
 		}
 	})
+}
+
+// benchRing is the floor for a contended handoff: one acknowledged write
+// and one watch notification per transfer. 16 goroutines, each with its own
+// connection and a watch on its own key, pass a token round a ring by
+// writing the next one's key. Each transfer is one b.Loop iteration.
+func benchRing(b *testing.B, srv *testenv.Server) {
+	const n = 16
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	prefix := freshKey("floor.ring")
+	kvs := make([]jetstream.KeyValue, n)
+	ws := make([]jetstream.KeyWatcher, n)
+	for i := range n {
+		js, err := jetstream.New(srv.Connect(b))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if kvs[i], err = js.KeyValue(ctx, subjects.ClaimsBucket); err != nil {
+			b.Fatal(err)
+		}
+		if ws[i], err = kvs[i].Watch(ctx, fmt.Sprintf("%s.%d", prefix, i), jetstream.UpdatesOnly()); err != nil {
+			b.Fatal(err)
+		}
+		defer ws[i].Stop()
+	}
+	passed := make(chan struct{}, 1)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case e := <-ws[i].Updates():
+					if e == nil {
+						continue
+					}
+				}
+				select {
+				case passed <- struct{}{}:
+				case <-ctx.Done():
+					return
+				}
+				if _, err := kvs[i].Put(ctx, fmt.Sprintf("%s.%d", prefix, (i+1)%n), []byte("t")); err != nil && ctx.Err() == nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	if _, err := kvs[0].Put(ctx, prefix+".0", []byte("t")); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		<-passed
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "handoffs/s")
+	cancel()
+	wg.Wait()
 }
 
 // BenchmarkTryAcquireHeld: a TryAcquire refused because another agent holds
