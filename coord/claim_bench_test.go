@@ -349,4 +349,22 @@ func BenchmarkTryAcquireHeld(b *testing.B) {
 		}
 		reportOps(b)
 	})
+	// The same read as a direct get (nats.go's kv.Get; the bucket allows
+	// direct gets), which skips the JSON API: what kvstore could use on R1.
+	b.Run("floor/failing-create+direct-get", func(b *testing.B) {
+		r := newRawKV(b, srv, key)
+		kv, err := r.js.KeyValue(ctx, subjects.ClaimsBucket)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for b.Loop() {
+			if _, err := r.create(ctx); err == nil {
+				b.Fatal("create on a held key succeeded")
+			}
+			if _, err := kv.Get(ctx, key); err != nil {
+				b.Fatal(err)
+			}
+		}
+		reportOps(b)
+	})
 }
