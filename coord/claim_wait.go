@@ -435,8 +435,7 @@ func (q *waitQueue) wait(ctx context.Context, key, clean string, o claimOptions,
 				q.leave(ctx, wkey, &wrev)
 				return cl, nil
 			}
-			var ce *ClaimedError
-			if !errors.As(err, &ce) {
+			if !errors.Is(err, ErrClaimed) {
 				return nil, err
 			}
 			continue // re-read: the holder is new
