@@ -72,16 +72,19 @@ func (c *Client) Acquire(ctx context.Context, path string, opts ...ClaimOption) 
 		return nil, err
 	}
 	cl, err := c.tryAcquire(ctx, key, clean, o)
-	var ce *ClaimedError
-	if !errors.As(err, &ce) {
+	if !errors.Is(err, ErrClaimed) {
 		return cl, err
+	}
+	var seen kvstore.Entry // the holder as the try read it, if it did
+	if ce := (*ClaimedError)(nil); errors.As(err, &ce) {
+		seen = ce.entry
 	}
 	unlock, err := c.queue.lockKey(ctx, key)
 	if err != nil {
 		return nil, waitErr(err, clean)
 	}
 	defer unlock()
-	return c.queue.wait(ctx, key, clean, o, ce.entry)
+	return c.queue.wait(ctx, key, clean, o, seen)
 }
 
 func waitErr(err error, path string) error {
