@@ -100,9 +100,10 @@ type waitQueue struct {
 	c *Client
 
 	smu         sync.Mutex
-	active      int       // waits in progress
-	sessionLive bool      // the session keeper goroutine runs
-	sessionAt   time.Time // last successful session write
+	active      int                  // waits in progress
+	sessionLive bool                 // the session keeper goroutine runs
+	sessionAt   time.Time            // last successful session write
+	seen        map[string]time.Time // other clients' sessions seen live
 
 	mu     sync.Mutex
 	w      *kvstore.Watcher
@@ -257,6 +258,28 @@ type sessionRecord struct {
 	Agent  string    `json:"agent"`
 	Client string    `json:"client"`
 	Since  time.Time `json:"since"`
+}
+
+// Sessions seen live recently are trusted for sessionTTL/3 without another
+// read, keeping that read off the hand-over's critical path. The price: a
+// waiter whose client died in that window may be handed the claim, which
+// then stalls until the claim's lease runs out (as with a holder crash).
+const sessionTrust = sessionTTL / 3
+
+func (q *waitQueue) sessionSeen(client string) bool {
+	q.smu.Lock()
+	defer q.smu.Unlock()
+	at, ok := q.seen[client]
+	return ok && time.Since(at) < sessionTrust
+}
+
+func (q *waitQueue) noteSession(client string) {
+	q.smu.Lock()
+	defer q.smu.Unlock()
+	if q.seen == nil || len(q.seen) >= 4096 {
+		q.seen = make(map[string]time.Time)
+	}
+	q.seen[client] = time.Now()
 }
 
 func (q *waitQueue) beginWait() {
@@ -653,6 +676,9 @@ func (c *Client) nextWaiter(ctx context.Context, key string) (waiterRef, bool, e
 			c.log.Warn().Str("key", e.Key).Msg("skipping unreadable waiter entry")
 			continue
 		}
+		if c.queue.sessionSeen(w.Client) {
+			return waiterRef{key: e.Key, rev: e.Revision, rec: w}, true, nil
+		}
 		if _, err := c.waiters.Get(ctx, subjects.SessionKey(w.Client)); errors.Is(err, kvstore.ErrNotFound) {
 			// Its client is gone (crashed, partitioned): drop it from the
 			// line rather than hand it a claim it would never use.
@@ -664,6 +690,7 @@ func (c *Client) nextWaiter(ctx context.Context, key string) (waiterRef, bool, e
 		} else if err != nil {
 			return waiterRef{}, false, wrapNATS(err)
 		}
+		c.queue.noteSession(w.Client)
 		return waiterRef{key: e.Key, rev: e.Revision, rec: w}, true, nil
 	}
 	return waiterRef{}, false, nil
