@@ -75,7 +75,7 @@ func (c *Client) broadcastStream(ctx context.Context) (jetstream.Stream, error) 
 			return st, nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("coord: %w", wrapNATS(err))
+			return nil, fmt.Errorf("coord: provisioning: %w", wrapNATS(err))
 		}
 		return st, nil
 	})

@@ -247,6 +247,11 @@ func (c *Client) tryAcquire(ctx context.Context, key, clean string, o claimOptio
 		if err == nil {
 			return c.hold(key, rev, rec, sent), nil
 		}
+		if errors.Is(err, kvstore.ErrRevisionMismatch) {
+			// CreateAfter gave up: the key changed hands under every one
+			// of its attempts (a hot path with zero hold times). Try again.
+			continue
+		}
 		var exists *kvstore.ExistsError
 		if !errors.As(err, &exists) {
 			return nil, wrapNATS(err)
@@ -265,7 +270,9 @@ func (c *Client) tryAcquire(ctx context.Context, key, clean string, o claimOptio
 		}
 		return cl, err
 	}
-	return nil, fmt.Errorf("coord: claim %s: too much contention, gave up", clean)
+	// Every attempt found the path held or changing hands: to the caller
+	// (and to Acquire, which then queues) it is claimed.
+	return nil, fmt.Errorf("%w: %s kept changing hands; gave up after %d attempts", ErrClaimed, clean, 16)
 }
 
 // reclaim renews a claim this agent holds (perhaps through another client,

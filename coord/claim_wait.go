@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
 
 	"github.com/cogos-dev/coord/kvstore"
 	"github.com/cogos-dev/coord/subjects"
@@ -71,16 +72,19 @@ func (c *Client) Acquire(ctx context.Context, path string, opts ...ClaimOption) 
 		return nil, err
 	}
 	cl, err := c.tryAcquire(ctx, key, clean, o)
-	var ce *ClaimedError
-	if !errors.As(err, &ce) {
+	if !errors.Is(err, ErrClaimed) {
 		return cl, err
+	}
+	var seen kvstore.Entry // the holder as the try read it, if it did
+	if ce := (*ClaimedError)(nil); errors.As(err, &ce) {
+		seen = ce.entry
 	}
 	unlock, err := c.queue.lockKey(ctx, key)
 	if err != nil {
 		return nil, waitErr(err, clean)
 	}
 	defer unlock()
-	return c.queue.wait(ctx, key, clean, o, ce.entry)
+	return c.queue.wait(ctx, key, clean, o, seen)
 }
 
 func waitErr(err error, path string) error {
@@ -96,9 +100,10 @@ type waitQueue struct {
 	c *Client
 
 	smu         sync.Mutex
-	active      int       // waits in progress
-	sessionLive bool      // the session keeper goroutine runs
-	sessionAt   time.Time // last successful session write
+	active      int                  // waits in progress
+	sessionLive bool                 // the session keeper goroutine runs
+	sessionAt   time.Time            // last successful session write
+	seen        map[string]time.Time // other clients' sessions seen live
 
 	mu     sync.Mutex
 	w      *kvstore.Watcher
@@ -163,6 +168,11 @@ func (q *waitQueue) ensureWatch(ctx context.Context) error {
 // dispatch wakes the wait whose key was deleted or expired. It drains the
 // watch promptly so the server never stalls on it.
 func (q *waitQueue) dispatch(ctx context.Context, w *kvstore.Watcher) {
+	// nats.go's watcher notices a restarted server only after its
+	// heartbeats go missing (about 20 s); watch again at once on reconnect
+	// and have every wait re-read where it stands.
+	reconnected := q.c.nc.StatusChanged(nats.CONNECTED)
+	defer q.c.nc.RemoveStatusListener(reconnected)
 	defer func() {
 		q.mu.Lock()
 		if q.w == w {
@@ -172,9 +182,28 @@ func (q *waitQueue) dispatch(ctx context.Context, w *kvstore.Watcher) {
 		_ = w.Stop()
 	}()
 	for {
-		ev, ok := w.Next(ctx)
-		if !ok {
+		var ev kvstore.Event
+		select {
+		case <-ctx.Done():
 			return
+		case <-reconnected:
+			nw, err := q.c.waiters.Watch(ctx, []string{subjects.WaiterClientFilter(q.c.id)}, kvstore.UpdatesOnly())
+			if err != nil {
+				q.c.log.Warn().Err(err).Msg("could not watch waiter keys again after reconnect; keeping the old watch")
+			} else {
+				_ = w.Stop()
+				w = nw
+				q.mu.Lock()
+				q.w = nw
+				q.mu.Unlock()
+			}
+			q.wakeAll(wakeup{recheck: true})
+			continue
+		case raw, ok := <-w.C():
+			if !ok {
+				return
+			}
+			ev = kvstore.Convert(raw)
 		}
 		if ev.InitialDone || ev.Op == kvstore.OpPut {
 			continue
@@ -190,23 +219,37 @@ func (q *waitQueue) dispatch(ctx context.Context, w *kvstore.Watcher) {
 		ch := q.waits[ev.Key]
 		q.mu.Unlock()
 		if ch != nil {
-			select {
-			case ch <- wu:
-			default:
-				// A wake-up is pending already; a grant must not be lost,
-				// so replace a plain one with it.
-				if wu.Revision != 0 {
-					select {
-					case <-ch:
-					default:
-					}
-					select {
-					case ch <- wu:
-					default:
-					}
-				}
-			}
+			deliver(ch, wu)
 		}
+	}
+}
+
+// deliver hands a wake-up to a wait without blocking. A grant must never be
+// lost: it replaces a pending plain wake-up.
+func deliver(ch chan wakeup, wu wakeup) {
+	select {
+	case ch <- wu:
+		return
+	default:
+	}
+	if wu.Revision == 0 {
+		return // something is pending already; one look is enough
+	}
+	select {
+	case <-ch:
+	default:
+	}
+	select {
+	case ch <- wu:
+	default:
+	}
+}
+
+func (q *waitQueue) wakeAll(wu wakeup) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, ch := range q.waits {
+		deliver(ch, wu)
 	}
 }
 
@@ -215,6 +258,28 @@ type sessionRecord struct {
 	Agent  string    `json:"agent"`
 	Client string    `json:"client"`
 	Since  time.Time `json:"since"`
+}
+
+// Sessions seen live recently are trusted for sessionTTL/3 without another
+// read, keeping that read off the hand-over's critical path. The price: a
+// waiter whose client died in that window may be handed the claim, which
+// then stalls until the claim's lease runs out (as with a holder crash).
+const sessionTrust = sessionTTL / 3
+
+func (q *waitQueue) sessionSeen(client string) bool {
+	q.smu.Lock()
+	defer q.smu.Unlock()
+	at, ok := q.seen[client]
+	return ok && time.Since(at) < sessionTrust
+}
+
+func (q *waitQueue) noteSession(client string) {
+	q.smu.Lock()
+	defer q.smu.Unlock()
+	if q.seen == nil || len(q.seen) >= 4096 {
+		q.seen = make(map[string]time.Time)
+	}
+	q.seen[client] = time.Now()
 }
 
 func (q *waitQueue) beginWait() {
@@ -396,8 +461,7 @@ func (q *waitQueue) wait(ctx context.Context, key, clean string, o claimOptions,
 				q.leave(ctx, wkey, &wrev)
 				return cl, nil
 			}
-			var ce *ClaimedError
-			if !errors.As(err, &ce) {
+			if !errors.Is(err, ErrClaimed) {
 				return nil, err
 			}
 			continue // re-read: the holder is new
@@ -442,6 +506,12 @@ func (q *waitQueue) wait(ctx context.Context, key, clean string, o claimOptions,
 			case <-c.ctx.Done():
 				return nil, ErrClosed
 			case wu := <-wake:
+				if wu.recheck {
+					if k, err := c.waiters.Last(ctx, wkey); err != nil || !k.Live() || k.Revision != wrev {
+						wrev = 0
+					}
+					break waiting
+				}
 				wrev = 0 // the releaser deleted our key
 				if wu.Revision != 0 && wu.Lease == wrec.Lease {
 					// The note on the delete is our grant: the claim was
@@ -573,6 +643,9 @@ type wakeup struct {
 	Revision  uint64    `json:"rev,omitempty"`
 	Lease     string    `json:"lease,omitempty"`
 	ClaimedAt time.Time `json:"claimed_at,omitempty"`
+	// recheck: events may have been missed (reconnect); our key may still
+	// be in place.
+	recheck bool
 }
 
 // waiterRef is a waiter found in the queue.
@@ -603,6 +676,9 @@ func (c *Client) nextWaiter(ctx context.Context, key string) (waiterRef, bool, e
 			c.log.Warn().Str("key", e.Key).Msg("skipping unreadable waiter entry")
 			continue
 		}
+		if c.queue.sessionSeen(w.Client) {
+			return waiterRef{key: e.Key, rev: e.Revision, rec: w}, true, nil
+		}
 		if _, err := c.waiters.Get(ctx, subjects.SessionKey(w.Client)); errors.Is(err, kvstore.ErrNotFound) {
 			// Its client is gone (crashed, partitioned): drop it from the
 			// line rather than hand it a claim it would never use.
@@ -614,6 +690,7 @@ func (c *Client) nextWaiter(ctx context.Context, key string) (waiterRef, bool, e
 		} else if err != nil {
 			return waiterRef{}, false, wrapNATS(err)
 		}
+		c.queue.noteSession(w.Client)
 		return waiterRef{key: e.Key, rev: e.Revision, rec: w}, true, nil
 	}
 	return waiterRef{}, false, nil

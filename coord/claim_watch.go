@@ -6,6 +6,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/cogos-dev/coord/kvstore"
 	"github.com/cogos-dev/coord/subjects"
 )
@@ -21,8 +23,9 @@ const (
 	ClaimRenewed
 	// ClaimReleased: the holder released the claim.
 	ClaimReleased
-	// ClaimExpired: the lease ran out (the holder stopped renewing), or an
-	// operator purged the key.
+	// ClaimExpired: the lease ran out (the holder stopped renewing), an
+	// operator purged the key, or it went away while the watch was
+	// disconnected.
 	ClaimExpired
 )
 
@@ -105,7 +108,7 @@ func (c *Client) Watch(ctx context.Context, paths ...string) (*ClaimWatch, error
 		return nil, wrapNATS(err)
 	}
 	w := &ClaimWatch{c: make(chan ClaimEvent, 64), stop: stop, done: make(chan struct{})}
-	if !c.goTracked(func(cctx context.Context) { c.runWatch(wctx, cctx, kw, w) }) {
+	if !c.goTracked(func(cctx context.Context) { c.runWatch(wctx, cctx, kw, filters, w) }) {
 		stop()
 		_ = kw.Stop()
 		return nil, ErrClosed
@@ -113,20 +116,37 @@ func (c *Client) Watch(ctx context.Context, paths ...string) (*ClaimWatch, error
 	return w, nil
 }
 
-func (c *Client) runWatch(ctx, clientCtx context.Context, kw *kvstore.Watcher, w *ClaimWatch) {
+func (c *Client) runWatch(ctx, clientCtx context.Context, kw *kvstore.Watcher, filters []string, w *ClaimWatch) {
 	defer close(w.done)
 	defer close(w.c)
-	defer kw.Stop()
+	defer func() { _ = kw.Stop() }()
 	end := func(err error) {
 		w.mu.Lock()
 		w.err = err
 		w.mu.Unlock()
 	}
+	emit := func(ev ClaimEvent) bool {
+		select {
+		case w.c <- ev:
+			return true
+		case <-ctx.Done():
+			end(ctx.Err())
+		case <-clientCtx.Done():
+			end(ErrClosed)
+		}
+		return false
+	}
+	// nats.go's watcher notices a restarted server only after missed
+	// heartbeats (about 20 s): on reconnect, watch again, replay the
+	// current state and report what changed meanwhile.
+	reconnected := c.nc.StatusChanged(nats.CONNECTED)
+	defer c.nc.RemoveStatusListener(reconnected)
 	// live remembers the last claim seen on each key, so that the server's
 	// expiry of an already-released key's marker is not reported as an
 	// expiry, and releases can say what was released.
-	live := make(map[string]Claim)
+	live := make(map[string]watched)
 	synced := false
+	var seen map[string]bool // keys present in a resync's replay
 	for {
 		var (
 			e    kvstore.Event
@@ -139,6 +159,15 @@ func (c *Client) runWatch(ctx, clientCtx context.Context, kw *kvstore.Watcher, w
 		case <-clientCtx.Done():
 			end(ErrClosed)
 			return
+		case <-reconnected:
+			nw, err := c.claims.Watch(ctx, filters)
+			if err != nil {
+				c.log.Warn().Err(err).Msg("could not watch claims again after reconnect; keeping the old watch")
+				continue
+			}
+			_ = kw.Stop()
+			kw, synced, seen = nw, false, make(map[string]bool)
+			continue
 		case raw, ok := <-kw.C():
 			e, open = kvstore.Convert(raw), ok
 		}
@@ -148,26 +177,40 @@ func (c *Client) runWatch(ctx, clientCtx context.Context, kw *kvstore.Watcher, w
 		}
 		if e.InitialDone {
 			synced = true
+			for key, was := range live {
+				if seen != nil && !seen[key] {
+					// Gone while we were disconnected.
+					delete(live, key)
+					if !emit(ClaimEvent{Type: ClaimExpired, Path: was.claim.Path, Claim: was.claim, Revision: was.rev, Time: time.Now()}) {
+						return
+					}
+				}
+			}
+			seen = nil
 			continue
 		}
+		if seen != nil && e.Op == kvstore.OpPut {
+			seen[e.Key] = true
+		}
+		prev := live[e.Key].rev
 		ev, ok := c.claimEvent(live, e)
-		if !ok || !synced {
+		if !ok || (!synced && seen == nil) || (seen != nil && e.Revision == prev) {
 			continue
 		}
-		select {
-		case w.c <- ev:
-		case <-ctx.Done():
-			end(ctx.Err())
-			return
-		case <-clientCtx.Done():
-			end(ErrClosed)
+		if !emit(ev) {
 			return
 		}
 	}
 }
 
+// watched is what a claim watch remembers of a key.
+type watched struct {
+	claim Claim
+	rev   uint64
+}
+
 // claimEvent turns a KV change into a claim event, updating live.
-func (c *Client) claimEvent(live map[string]Claim, e kvstore.Event) (ClaimEvent, bool) {
+func (c *Client) claimEvent(live map[string]watched, e kvstore.Event) (ClaimEvent, bool) {
 	_, path, err := subjects.ParseClaimKey(e.Key)
 	if err != nil {
 		c.log.Warn().Err(err).Str("key", e.Key).Msg("skipping claim event with an unreadable key")
@@ -180,7 +223,7 @@ func (c *Client) claimEvent(live map[string]Claim, e kvstore.Event) (ClaimEvent,
 			return ClaimEvent{}, false // marker of a key already gone
 		}
 		delete(live, e.Key)
-		ev.Claim = prev
+		ev.Claim = prev.claim
 		ev.Type = ClaimReleased
 		if e.Op != kvstore.OpDelete {
 			ev.Type = ClaimExpired
@@ -195,10 +238,10 @@ func (c *Client) claimEvent(live map[string]Claim, e kvstore.Event) (ClaimEvent,
 	rec.Path = path
 	cl := c.claimFromRecord(rec, e.Entry)
 	prev, was := live[e.Key]
-	live[e.Key] = cl
+	live[e.Key] = watched{claim: cl, rev: e.Revision}
 	ev.Claim = cl
 	ev.Type = ClaimGranted
-	if was && prev.Token == cl.Token {
+	if was && prev.claim.Token == cl.Token {
 		ev.Type = ClaimRenewed
 	}
 	return ev, true

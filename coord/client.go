@@ -150,7 +150,7 @@ func (c *Client) ensureBucket(ctx context.Context, cfg kvstore.BucketConfig) (*k
 		return b, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("coord: %w", wrapNATS(err))
+		return nil, fmt.Errorf("coord: provisioning: %w", wrapNATS(err))
 	}
 	return b, nil
 }

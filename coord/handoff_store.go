@@ -55,7 +55,7 @@ func (c *Client) handoffStream(ctx context.Context) (jetstream.Stream, error) {
 			err = nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("coord: %w", wrapNATS(err))
+			return nil, fmt.Errorf("coord: provisioning: %w", wrapNATS(err))
 		}
 		if !st.CachedInfo().Config.AllowDirect {
 			return nil, fmt.Errorf("coord: handoff stream cannot be used as it is: %w: direct gets are off (set allow_direct)", kvstore.ErrConfigDrift)

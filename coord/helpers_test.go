@@ -2,13 +2,22 @@ package coord
 
 import (
 	"context"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"go.uber.org/goleak"
 
 	"github.com/cogos-dev/coord/testenv"
 )
+
+// TestMain fails the package if any goroutine (a client's keeper, watch
+// dispatcher or renewal, or a server's) outlives the tests that started it.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
 
 // newClient starts a client for agent on srv, closed when the test ends.
 func newClient(t testing.TB, srv *testenv.Server, agent string, opts ...Option) *Client {
@@ -25,9 +34,135 @@ func newClient(t testing.TB, srv *testenv.Server, agent string, opts ...Option) 
 	return c
 }
 
+// newConnClient starts a client for agent over a shared connection nc
+// (WithConn), closed when the test ends.
+func newConnClient(t testing.TB, nc *nats.Conn, agent string, opts ...Option) *Client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	base := []Option{WithConn(nc), WithAgent(agent), WithNamespace("test")}
+	c, err := New(ctx, append(base, opts...)...)
+	if err != nil {
+		t.Fatalf("New(%s): %v", agent, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
 func testCtx(t testing.TB, d time.Duration) context.Context {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// eventually waits (bounded) for cond, polling: a test helper, not library code.
+func eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not true within %v", what, within)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// turns counts acquisitions per agent, for fairness checks.
+type turns struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (s *turns) add(agent string) {
+	s.mu.Lock()
+	if s.n == nil {
+		s.n = make(map[string]int)
+	}
+	s.n[agent]++
+	s.mu.Unlock()
+}
+
+// fairness returns min, mean and min/mean over want agents (an agent with
+// no turn counts as zero).
+func (s *turns) fairness(agents []string) (minTurns int, mean, ratio float64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	total := 0
+	minTurns = -1
+	for _, a := range agents {
+		n := s.n[a]
+		total += n
+		if minTurns < 0 || n < minTurns {
+			minTurns = n
+		}
+	}
+	mean = float64(total) / float64(len(agents))
+	if mean > 0 {
+		ratio = float64(minTurns) / mean
+	}
+	return minTurns, mean, ratio
+}
+
+// contention is what contend measured.
+type contention struct {
+	turns    turns
+	waits    []time.Duration // each Acquire, call to return
+	handoffs int
+	elapsed  time.Duration
+}
+
+// contend runs one goroutine per client, each acquiring path (blocking
+// Acquire) and releasing it at once, until d has passed.
+func contend(ctx context.Context, clients []*Client, path string, d time.Duration) (*contention, error) {
+	res := &contention{}
+	var (
+		mu       sync.Mutex
+		firstErr error
+		wg       sync.WaitGroup
+	)
+	start := time.Now()
+	stop := start.Add(d)
+	for _, c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var waits []time.Duration
+			defer func() {
+				mu.Lock()
+				res.waits = append(res.waits, waits...)
+				mu.Unlock()
+			}()
+			for time.Now().Before(stop) {
+				t0 := time.Now()
+				cl, err := c.Acquire(ctx, path)
+				if err == nil {
+					waits = append(waits, time.Since(t0))
+					res.turns.add(c.Agent())
+					err = cl.Release(ctx)
+				}
+				if err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = fmt.Errorf("%s: %w", c.Agent(), err)
+					}
+					mu.Unlock()
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	res.elapsed = time.Since(start)
+	res.handoffs = len(res.waits)
+	return res, firstErr
+}
+
+// percentile of sorted durations, p in [0, 1].
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(p * float64(len(sorted)-1))
+	return sorted[i]
 }

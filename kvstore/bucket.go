@@ -78,6 +78,10 @@ type Bucket struct {
 	getSubj string // "$JS.API.STREAM.MSG.GET.KV_<bucket>"
 	// MarkerTTL is how long delete markers written by Delete live.
 	markerTTL time.Duration
+	// direct: reads may use direct gets (a single-replica stream, whose
+	// one server answers both writes and reads, so they are never stale).
+	direct     bool
+	directSubj string // "$JS.API.DIRECT.GET.KV_<bucket>"
 }
 
 // Name is the bucket's name.
@@ -212,6 +216,9 @@ func (b *Bucket) Last(ctx context.Context, key string) (Entry, error) {
 	if err != nil {
 		return Entry{}, err
 	}
+	if b.direct {
+		return b.directGet(ctx, b.directSubj+"."+subj, nil)
+	}
 	return b.getMsg(ctx, msgGetRequest{LastFor: subj})
 }
 
@@ -234,7 +241,56 @@ func (b *Bucket) Next(ctx context.Context, filter string, from uint64) (Entry, e
 	if from == 0 {
 		from = 1
 	}
-	return b.getMsg(ctx, msgGetRequest{Seq: from, NextFor: b.prefix + filter})
+	req := msgGetRequest{Seq: from, NextFor: b.prefix + filter}
+	if b.direct {
+		body, err := json.Marshal(req)
+		if err != nil {
+			return Entry{}, err
+		}
+		return b.directGet(ctx, b.directSubj, body)
+	}
+	return b.getMsg(ctx, req)
+}
+
+// directGet reads one message with the direct get API: the reply is the
+// stored message itself, with its sequence, subject and time in headers.
+func (b *Bucket) directGet(ctx context.Context, subj string, body []byte) (Entry, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+	}
+	reply, err := b.nc.RequestWithContext(ctx, subj, body)
+	if err != nil {
+		return Entry{}, mapError(err)
+	}
+	hdr := reply.Header
+	if len(reply.Data) == 0 && hdr.Get("Status") != "" {
+		switch hdr.Get("Status") {
+		case "404":
+			return Entry{}, fmt.Errorf("%w: %s", ErrNotFound, subj)
+		case "408":
+			return Entry{}, fmt.Errorf("%w: direct get on %s timed out", ErrUnavailable, b.stream)
+		default:
+			return Entry{}, fmt.Errorf("kvstore: direct get on %s: status %s %s", b.stream, hdr.Get("Status"), hdr.Get("Description"))
+		}
+	}
+	seq, err := strconv.ParseUint(hdr.Get(jetstream.SequenceHeader), 10, 64)
+	if err != nil {
+		return Entry{}, fmt.Errorf("kvstore: direct get on %s: bad sequence header: %w", b.stream, err)
+	}
+	e := Entry{
+		Key:      strings.TrimPrefix(hdr.Get(jetstream.SubjectHeader), b.prefix),
+		Value:    reply.Data,
+		Revision: seq,
+	}
+	if ts := hdr.Get(jetstream.TimeStampHeaer); ts != "" {
+		if t, err := time.Parse(time.RFC3339Nano, ts); err == nil {
+			e.Created = t
+		}
+	}
+	e.Op, e.TTL = classify(hdr)
+	return e, nil
 }
 
 type msgGetRequest struct {

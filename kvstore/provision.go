@@ -102,6 +102,7 @@ func EnsureBucket(ctx context.Context, js jetstream.JetStream, cfg BucketConfig)
 		return nil, fmt.Errorf("%w: bucket %s has no per-key TTLs (limit marker TTL unset); recreate it with --marker-ttl", ErrConfigDrift, cfg.Name)
 	}
 	b.markerTTL = got.SubjectDeleteMarkerTTL
+	b.direct = got.AllowDirect && got.Replicas == 1
 	var drifts []Drift
 	drifts = diff(drifts, "replicas", cfg.Replicas, got.Replicas)
 	drifts = diff(drifts, "storage", cfg.Storage.String(), got.Storage.String())
@@ -121,14 +122,15 @@ func EnsureBucket(ctx context.Context, js jetstream.JetStream, cfg BucketConfig)
 func Open(js jetstream.JetStream, kv jetstream.KeyValue, markerTTL time.Duration) *Bucket {
 	name := kv.Bucket()
 	return &Bucket{
-		js:        js,
-		nc:        js.Conn(),
-		kv:        kv,
-		name:      name,
-		stream:    "KV_" + name,
-		prefix:    "$KV." + name + ".",
-		getSubj:   "$JS.API.STREAM.MSG.GET.KV_" + name,
-		markerTTL: markerTTL,
+		js:         js,
+		nc:         js.Conn(),
+		kv:         kv,
+		name:       name,
+		stream:     "KV_" + name,
+		prefix:     "$KV." + name + ".",
+		getSubj:    "$JS.API.STREAM.MSG.GET.KV_" + name,
+		directSubj: "$JS.API.DIRECT.GET.KV_" + name,
+		markerTTL:  markerTTL,
 	}
 }
 

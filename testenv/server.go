@@ -138,6 +138,11 @@ func (l *tlog) logf(level, format string, v ...any) {
 	if l.done.Load() {
 		return
 	}
+	if _, bench := l.t.(*testing.B); bench && (level == "INF" || level == "DBG" || level == "TRC") {
+		// Benchmarks print their logs even when they pass: keep only
+		// what may explain a bad figure.
+		return
+	}
 	defer func() {
 		// t.Log panics after the test returns; a server shutting down late
 		// must not take the test binary with it.
