@@ -152,17 +152,62 @@ func (q *waitQueue) ensureWatch(ctx context.Context) error {
 	if q.w != nil {
 		return nil
 	}
-	w, err := q.c.waiters.Watch(ctx, []string{subjects.WaiterClientFilter(q.c.id)}, kvstore.UpdatesOnly())
+	w, cancel, err := q.startWatch(ctx)
 	if err != nil {
 		return wrapNATS(err)
 	}
 	q.w = w
-	if !q.c.goTracked(func(cctx context.Context) { q.dispatch(cctx, w) }) {
+	if !q.c.goTracked(func(cctx context.Context) {
+		defer cancel()
+		q.dispatch(cctx, w)
+	}) {
+		cancel()
 		_ = w.Stop()
 		q.w = nil
 		return ErrClosed
 	}
 	return nil
+}
+
+// watchAttempt bounds one try at creating the watch. On a cluster that has
+// just lost a node, the server can place the watch's consumer on that node
+// and never answer the create; a new try is placed on a live one.
+const watchAttempt = 3 * time.Second
+
+// startWatch creates the watch on the client's waiter keys, retrying
+// unanswered creates (and unavailability) until ctx ends. The watch lives until the client
+// closes or cancel is called: nats.go unsubscribes a watch when the context
+// it was created with ends, so it must not be the caller's (an Acquire's
+// deadline would silently end every other wait's wake-ups).
+func (q *waitQueue) startWatch(ctx context.Context) (w *kvstore.Watcher, cancel context.CancelFunc, err error) {
+	retry := time.NewTimer(0)
+	defer retry.Stop()
+	for {
+		wctx, wcancel := context.WithCancel(q.c.ctx)
+		attempt := time.AfterFunc(watchAttempt, wcancel)
+		detach := context.AfterFunc(ctx, wcancel)
+		w, err = q.c.waiters.Watch(wctx, []string{subjects.WaiterClientFilter(q.c.id)}, kvstore.UpdatesOnly())
+		timedOut := !attempt.Stop()
+		callerDone := !detach()
+		if err == nil && !timedOut && !callerDone {
+			return w, wcancel, nil
+		}
+		wcancel()
+		if err == nil {
+			_ = w.Stop()
+			err = context.DeadlineExceeded
+		}
+		if ctx.Err() != nil || !(timedOut || errors.Is(err, kvstore.ErrUnavailable)) {
+			return nil, nil, err // the caller's end, or a lasting error
+		}
+		q.c.log.Debug().Err(err).Msg("creating the waiter watch failed; retrying")
+		retry.Reset(100 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			return nil, nil, err
+		case <-retry.C:
+		}
+	}
 }
 
 // dispatch wakes the wait whose key was deleted or expired. It drains the
@@ -173,6 +218,12 @@ func (q *waitQueue) dispatch(ctx context.Context, w *kvstore.Watcher) {
 	// and have every wait re-read where it stands.
 	reconnected := q.c.nc.StatusChanged(nats.CONNECTED)
 	defer q.c.nc.RemoveStatusListener(reconnected)
+	var cancels []context.CancelFunc // of the watches made after reconnects
+	defer func() {
+		for _, cancel := range cancels {
+			cancel()
+		}
+	}()
 	defer func() {
 		q.mu.Lock()
 		if q.w == w {
@@ -187,7 +238,14 @@ func (q *waitQueue) dispatch(ctx context.Context, w *kvstore.Watcher) {
 		case <-ctx.Done():
 			return
 		case <-reconnected:
-			nw, err := q.c.waiters.Watch(ctx, []string{subjects.WaiterClientFilter(q.c.id)}, kvstore.UpdatesOnly())
+			// Bounded: right after a node is lost the create can go
+			// unanswered, and this goroutine delivers every wake-up.
+			rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
+			nw, ncancel, err := q.startWatch(rctx)
+			rcancel()
+			if err == nil {
+				cancels = append(cancels, ncancel)
+			}
 			if err != nil {
 				q.c.log.Warn().Err(err).Msg("could not watch waiter keys again after reconnect; keeping the old watch")
 			} else {

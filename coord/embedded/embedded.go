@@ -6,6 +6,7 @@ package embedded
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -28,6 +29,19 @@ type Config struct {
 	Logger server.Logger
 	// Debug and Trace turn on the server's verbose logging (with Logger).
 	Debug, Trace bool
+
+	// ClusterName, when set, makes the server a member of a JetStream
+	// cluster of that name (ServerName is then required). ClusterHost and
+	// ClusterPort are its route listener (host defaults to Host; port -1
+	// picks a free one), and Routes the other members' route URLs
+	// (nats-route://host:port).
+	ClusterName string
+	ClusterHost string
+	ClusterPort int
+	Routes      []string
+	// HTTPPort, when non-zero, serves the monitoring endpoints (/varz,
+	// /jsz, ...) on Host; -1 picks a free port.
+	HTTPPort int
 }
 
 // Options returns nats-server options for cfg: JetStream on, file store in
@@ -52,6 +66,27 @@ func Options(cfg Config) (*server.Options, error) {
 		Debug:      cfg.Debug,
 		Trace:      cfg.Trace,
 		SyncAlways: cfg.SyncAlways,
+		HTTPHost:   host,
+		HTTPPort:   cfg.HTTPPort,
+	}
+	if cfg.ClusterName != "" {
+		if cfg.ServerName == "" {
+			return nil, errors.New("embedded: a cluster member needs a ServerName")
+		}
+		chost := cfg.ClusterHost
+		if chost == "" {
+			chost = host
+		}
+		opts.Cluster.Name = cfg.ClusterName
+		opts.Cluster.Host = chost
+		opts.Cluster.Port = cfg.ClusterPort
+		for _, r := range cfg.Routes {
+			u, err := url.Parse(r)
+			if err != nil {
+				return nil, fmt.Errorf("embedded: route %q: %w", r, err)
+			}
+			opts.Routes = append(opts.Routes, u)
+		}
 	}
 	return opts, nil
 }
