@@ -68,10 +68,20 @@ func New(ctx context.Context, opts ...Option) (*Client, error) {
 	}
 	c.nc = o.conn
 	if c.nc == nil {
+		log := c.log
 		nopts := append([]nats.Option{
 			nats.Name("coord " + o.agent),
 			nats.MaxReconnects(-1),
 			nats.ReconnectWait(250 * time.Millisecond),
+			// nats.go prints asynchronous errors to stderr unless told
+			// otherwise; library code logs them instead.
+			nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+				ev := log.Warn().Err(err)
+				if sub != nil {
+					ev = ev.Str("subject", sub.Subject)
+				}
+				ev.Msg("nats asynchronous error")
+			}),
 		}, o.natsOpts...)
 		nc, err := nats.Connect(o.url, nopts...)
 		if err != nil {
