@@ -168,10 +168,10 @@ func TestChaosClaimsLinearizable(t *testing.T) {
 	res, info := porcupine.CheckOperationsVerbose(model, ops, 5*time.Minute)
 	summary := fmt.Sprintf("chaos: %v of faults; histories: %d (one per path); operations: %d (%d ambiguous); crashes: %d (%d of the claims leader); probe claims: %d",
 		dur.Round(time.Second), nPaths, len(ops), ambiguous, len(crashes), leaderCrashes, probes.count())
-	t.Log(summary)
+	chaosReport(t, "%s", summary)
 	if len(failovers) > 0 {
 		slices.Sort(failovers)
-		t.Logf("failover (claims leader SIGKILL -> next successful claim) over %d crashes: p50 %v, max %v, all %v",
+		chaosReport(t, "failover (claims leader SIGKILL -> next successful claim) over %d crashes: p50 %v, max %v, all %v",
 			len(failovers), failovers[len(failovers)/2].Round(time.Millisecond), failovers[len(failovers)-1].Round(time.Millisecond), roundAll(failovers))
 	}
 	switch res {
@@ -438,7 +438,7 @@ func checkHandoffs(t *testing.T, cl *testenv.Cluster, recipient *Client, log *ha
 			t.Errorf("acknowledged acceptance of %s lost: status %q", id, status[id])
 		}
 	}
-	t.Logf("handoffs: %d acknowledged (%d sends failed), %d acceptances acknowledged; lost %d, acceptances lost %d",
+	chaosReport(t, "handoffs: %d acknowledged (%d sends failed), %d acceptances acknowledged; lost %d, acceptances lost %d",
 		len(log.sent), log.ambiguousSend, len(log.accepted), lost, unaccepted)
 	if len(log.sent) == 0 {
 		t.Error("no handoff was acknowledged during the chaos")
@@ -507,8 +507,28 @@ func checkBroadcasts(t *testing.T, cl *testenv.Cluster, reader *Client, log *bro
 			t.Errorf("broadcast %d reads %q, want %q", b.Seq, b.Message, msg)
 		}
 	}
-	t.Logf("broadcasts: %d acknowledged (%d publishes failed), %d listed; lost %d", len(log.acked), log.failed, len(got), lost)
+	chaosReport(t, "broadcasts: %d acknowledged (%d publishes failed), %d listed; lost %d", len(log.acked), log.failed, len(got), lost)
 	if len(log.acked) == 0 {
 		t.Error("no broadcast was acknowledged during the chaos")
+	}
+}
+
+// chaosReport logs a summary line and, when COORD_CHAOS_REPORT names a
+// file, appends it there too: go test shows a passing test's log only with
+// -v, and CI prints the file after the suite.
+func chaosReport(t *testing.T, format string, args ...any) {
+	t.Helper()
+	line := fmt.Sprintf(format, args...)
+	t.Log(line)
+	if path := os.Getenv("COORD_CHAOS_REPORT"); path != "" {
+		f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+		if err != nil {
+			t.Errorf("chaos report: %v", err)
+			return
+		}
+		defer f.Close()
+		if _, err := fmt.Fprintln(f, line); err != nil {
+			t.Errorf("chaos report: %v", err)
+		}
 	}
 }
