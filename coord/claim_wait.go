@@ -580,7 +580,11 @@ func (q *waitQueue) wait(ctx context.Context, key, clean string, o claimOptions,
 						Client: c.id, Lease: wrec.Lease, Waiters: true,
 					}
 					cl := c.hold(key, wu.Revision, rec, minTime(wu.ClaimedAt, time.Now()))
-					cl.lease.prefetchSuccessor()
+					if wu.Next != nil {
+						cl.lease.setSuccessor(waiterRef{key: wu.Next.Key, rev: wu.Next.Rev, rec: wu.Next.Rec})
+					} else {
+						cl.lease.prefetchSuccessor()
+					}
 					return cl, nil
 				}
 				break waiting
@@ -676,6 +680,15 @@ func (l *lease) prefetchSuccessor() {
 	}
 }
 
+// setSuccessor records a successor the releaser already found.
+func (l *lease) setSuccessor(w waiterRef) {
+	p := make(chan waiterRef, 1)
+	p <- w
+	l.mu.Lock()
+	l.successor = p
+	l.mu.Unlock()
+}
+
 // takeSuccessor returns the prefetched next waiter, if the lookup is done.
 func (l *lease) takeSuccessor(ctx context.Context) waiterRef {
 	l.mu.Lock()
@@ -701,9 +714,19 @@ type wakeup struct {
 	Revision  uint64    `json:"rev,omitempty"`
 	Lease     string    `json:"lease,omitempty"`
 	ClaimedAt time.Time `json:"claimed_at,omitempty"`
+	// Next is the waiter after this one, as the releaser found it: the new
+	// holder's own release then needs no look-up.
+	Next *nextRef `json:"next,omitempty"`
 	// recheck: events may have been missed (reconnect); our key may still
 	// be in place.
 	recheck bool
+}
+
+// nextRef is a waiterRef as carried in a grant note.
+type nextRef struct {
+	Key string       `json:"key"`
+	Rev uint64       `json:"rev"`
+	Rec waiterRecord `json:"rec"`
 }
 
 // waiterRef is a waiter found in the queue.
@@ -715,8 +738,13 @@ type waiterRef struct {
 
 // nextWaiter finds the oldest live waiter of a claim key.
 func (c *Client) nextWaiter(ctx context.Context, key string) (waiterRef, bool, error) {
+	return c.nextWaiterFrom(ctx, key, 1)
+}
+
+// nextWaiterFrom finds the oldest live waiter of a claim key whose key
+// revision is at least from.
+func (c *Client) nextWaiterFrom(ctx context.Context, key string, from uint64) (waiterRef, bool, error) {
 	filter := subjects.WaiterFilter(key)
-	from := uint64(1)
 	for range 1024 {
 		e, err := c.waiters.Next(ctx, filter, from)
 		if errors.Is(err, kvstore.ErrNotFound) {
@@ -823,7 +851,20 @@ func (c *Client) passOn(ctx context.Context, key string, rev uint64, rec claimRe
 					Lease:      w.rec.Lease,
 					Waiters:    true,
 				}
+				// Look up the waiter after w while the claim is written over,
+				// and hand it to w with the grant: w's own release then
+				// starts with no look-up. (Only a hint: w copes if it left.)
+				after := make(chan *nextRef, 1)
+				go func() {
+					n, ok, err := c.nextWaiterFrom(ctx, key, w.rev+1)
+					if err != nil || !ok {
+						after <- nil
+						return
+					}
+					after <- &nextRef{Key: n.key, Rev: n.rev, Rec: n.rec}
+				}()
 				nrev, err := c.claims.Update(ctx, key, next.encode(), rev, next.ttl())
+				successor := <-after
 				if errors.Is(err, kvstore.ErrRevisionMismatch) {
 					if rev, rec, err = c.reread(ctx, key, lease, onBehalf); err != nil || rev == 0 {
 						return err
@@ -833,7 +874,7 @@ func (c *Client) passOn(ctx context.Context, key string, rev uint64, rec claimRe
 				if err != nil {
 					return wrapNATS(err)
 				}
-				gone, err := c.notifyWaiter(ctx, w, &wakeup{Revision: nrev, Lease: next.Lease, ClaimedAt: next.ClaimedAt})
+				gone, err := c.notifyWaiter(ctx, w, &wakeup{Revision: nrev, Lease: next.Lease, ClaimedAt: next.ClaimedAt, Next: successor})
 				if err != nil {
 					return err
 				}

@@ -1,6 +1,8 @@
 package coord
 
 import (
+	"os"
+	"github.com/nats-io/nats.go"
 	"context"
 	"fmt"
 	"sort"
@@ -16,7 +18,11 @@ func TestScratchContended(t *testing.T) {
 	const n = 16
 	cls := make([]*Client, n)
 	for i := range cls {
-		cls[i] = newClient(t, srv, fmt.Sprintf("agent%d", i))
+		if os.Getenv("INPROC") != "" {
+			cls[i] = newClient(t, srv, fmt.Sprintf("agent%d", i), WithNATSOptions(nats.InProcessServer(srv.NATS())))
+		} else {
+			cls[i] = newClient(t, srv, fmt.Sprintf("agent%d", i))
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
