@@ -1,0 +1,117 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"runtime/debug"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/cogos-dev/coord/coord"
+	"github.com/cogos-dev/coord/subjects"
+)
+
+// agentsPerConn is how many keepalive agents share one NATS connection, as
+// agents behind one sidecar do.
+const agentsPerConn = 100
+
+// runKeepalive: agents hold claims and keep them alive; renewals per second
+// over at least one renewal period, process CPU and resident memory.
+func runKeepalive(ctx context.Context, e *env) ([]Result, error) {
+	a, per, ttl := e.cfg.KeepaliveAgents, e.cfg.KeepaliveClaims, e.cfg.KeepaliveTTL
+	debug.FreeOSMemory()
+	rss0 := residentBytes()
+
+	conns := make([]*nats.Conn, 0, (a+agentsPerConn-1)/agentsPerConn)
+	defer func() {
+		for _, nc := range conns {
+			nc.Close()
+		}
+	}()
+	for range cap(conns) {
+		nc, err := nats.Connect(e.url, nats.Name("coordbench keepalive"))
+		if err != nil {
+			return nil, err
+		}
+		conns = append(conns, nc)
+	}
+	cs := make([]*coord.Client, a)
+	defer func() { closeAll(cs) }()
+	for i := range a {
+		var err error
+		cs[i], err = e.clientOn(ctx, conns[i/agentsPerConn], "k")
+		if err != nil {
+			return nil, err
+		}
+	}
+	held := make([]*coord.Claim, a*per)
+	err := parallel(ctx, a*per, 32, func(ctx context.Context, i int) error {
+		cl, err := cs[i/per].TryAcquire(ctx, fmt.Sprintf("bench/keepalive/%d/%d", i/per, i%per), coord.WithTTL(ttl))
+		held[i] = cl
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claiming: %w", err)
+	}
+
+	// Count renewals as they are written: every write to this namespace's
+	// claims during the window is one.
+	var renewals atomic.Int64
+	sub, err := e.nc.Subscribe("$KV."+subjects.ClaimsBucket+"."+e.nsTok+".>", func(*nats.Msg) { renewals.Add(1) })
+	if err != nil {
+		return nil, err
+	}
+	defer sub.Unsubscribe()
+	if err := e.nc.FlushTimeout(5 * time.Second); err != nil {
+		return nil, err
+	}
+	window := max(ttl/3*5/4, time.Second)
+	cpu0, cpuOK := cpuTime()
+	renewals.Store(0)
+	start := time.Now()
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-time.After(window):
+	}
+	got := renewals.Load()
+	elapsed := time.Since(start)
+	cpu1, _ := cpuTime()
+	rss := residentBytes()
+
+	lost := 0
+	for _, cl := range held {
+		if !cl.Held() {
+			lost++
+		}
+	}
+	if lost > 0 {
+		return nil, fmt.Errorf("%d of %d claims lost while kept alive", lost, len(held))
+	}
+	r := Result{Scenario: "keepalive", Size: fmt.Sprintf("%d agents x %d claims, ttl %v", a, per, ttl)}
+	r.Ops, r.Seconds, r.OpsPerSec = got, elapsed.Seconds(), float64(got)/elapsed.Seconds()
+	r.extra("expected_per_s", float64(a*per)/(ttl/3).Seconds())
+	cpuPct := -1.0
+	if cpuOK {
+		cpuPct = 100 * float64(cpu1-cpu0) / float64(elapsed)
+		r.extra("cpu_pct", cpuPct)
+	}
+	r.extra("rss_mb", float64(rss)/(1<<20))
+	r.extra("rss_delta_mb", (float64(rss)-float64(rss0))/(1<<20))
+	r.Note = fmt.Sprintf("ops/s = renewals/s over %v; %d agents share each connection; ", window.Round(time.Millisecond), agentsPerConn)
+	if e.embedded {
+		r.Note += "cpu_pct and rss_mb are the whole process: the clients AND the embedded server"
+	} else {
+		r.Note += "cpu_pct and rss_mb are the client side alone (server is external)"
+	}
+	r.judge(a == 1000 && per == 10 && ttl == 30*time.Second, "cpu < 5% of a core, rss < 100MB",
+		cpuOK && cpuPct < 5 && rss < 100<<20)
+	return []Result{r}, nil
+}
+
+// clientOn opens a coord client on a shared connection.
+func (e *env) clientOn(ctx context.Context, nc *nats.Conn, prefix string) (*coord.Client, error) {
+	return coord.New(ctx, coord.WithConn(nc), coord.WithAgent(e.agentID(prefix)), coord.WithNamespace(e.ns))
+}
