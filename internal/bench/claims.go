@@ -8,8 +8,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/cogos-dev/coord/coord"
 	"github.com/cogos-dev/coord/kvstore"
+	"github.com/cogos-dev/coord/subjects"
 )
 
 // runUncontended: each agent claims and releases its own path.
@@ -321,22 +324,21 @@ func runWaiters(ctx context.Context, e *env) ([]Result, error) {
 }
 
 // awaitWaiters polls until n waiter keys of this namespace exist: every
-// blocked Acquire has queued.
+// blocked Acquire has queued. It counts subjects in the stream's state, not
+// with a watch: each waiting client already holds one consumer on the
+// waiter stream, and the server allows 1,000 per stream by default.
 func (e *env) awaitWaiters(ctx context.Context, n int) error {
-	kv, err := e.js.KeyValue(ctx, "coord-claim-waiters")
+	st, err := e.js.Stream(ctx, "KV_"+subjects.WaitersBucket)
 	if err != nil {
-		return fmt.Errorf("opening waiter bucket: %w", err)
+		return fmt.Errorf("opening waiter stream: %w", err)
 	}
-	filter := "*." + e.nsTok + ".>"
+	filter := "$KV." + subjects.WaitersBucket + ".*." + e.nsTok + ".>"
 	for {
-		lister, err := kv.ListKeysFiltered(ctx, filter)
+		info, err := st.Info(ctx, jetstream.WithSubjectFilter(filter))
 		if err != nil {
 			return fmt.Errorf("counting waiters: %w", err)
 		}
-		count := 0
-		for range lister.Keys() {
-			count++
-		}
+		count := len(info.State.Subjects)
 		if count >= n {
 			return nil
 		}

@@ -42,6 +42,9 @@ type Config struct {
 	KeepaliveTTL                     time.Duration
 	// Waiters block on as many held paths, then all are released.
 	Waiters int
+	// HeapProfile, when set, is where the keepalive scenario writes a heap
+	// profile at the end of its window (with every claim still held).
+	HeapProfile string
 }
 
 // DefaultConfig is the full-size run the targets of issue 7 are set for.
@@ -86,7 +89,7 @@ func (cfg Config) withPreset() Config {
 		return cfg
 	}
 	s := SmallConfig()
-	s.NATSURL, s.JSON, s.Small, s.Run = cfg.NATSURL, cfg.JSON, true, cfg.Run
+	s.NATSURL, s.JSON, s.Small, s.Run, s.HeapProfile = cfg.NATSURL, cfg.JSON, true, cfg.Run, cfg.HeapProfile
 	return s
 }
 
@@ -141,6 +144,7 @@ func Flags(fs *flag.FlagSet) *Config {
 	fs.IntVar(&cfg.KeepaliveClaims, "keepalive-claims", cfg.KeepaliveClaims, "claims held by each keepalive agent")
 	fs.DurationVar(&cfg.KeepaliveTTL, "keepalive-ttl", cfg.KeepaliveTTL, "TTL of the keepalive claims (renewed at a third)")
 	fs.IntVar(&cfg.Waiters, "waiters", cfg.Waiters, "blocked agents, one per held path, released all at once")
+	fs.StringVar(&cfg.HeapProfile, "keepalive-heapprofile", "", "write a heap profile at the end of the keepalive window to this file")
 	return &cfg
 }
 

@@ -3,7 +3,10 @@ package bench
 import (
 	"context"
 	"fmt"
+	"os"
+	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"sync/atomic"
 	"time"
 
@@ -67,7 +70,9 @@ func runKeepalive(ctx context.Context, e *env) ([]Result, error) {
 	if err := e.nc.FlushTimeout(5 * time.Second); err != nil {
 		return nil, err
 	}
-	window := max(ttl/3*5/4, time.Second)
+	// Every claim was taken less than a renewal period ago, so a window of
+	// one period sees each renewed exactly once if keepalive keeps up.
+	window := max(ttl/3+100*time.Millisecond, time.Second)
 	cpu0, cpuOK := cpuTime()
 	renewals.Store(0)
 	start := time.Now()
@@ -80,6 +85,14 @@ func runKeepalive(ctx context.Context, e *env) ([]Result, error) {
 	elapsed := time.Since(start)
 	cpu1, _ := cpuTime()
 	rss := residentBytes()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	goroutines := runtime.NumGoroutine()
+	if e.cfg.HeapProfile != "" {
+		if err := writeHeapProfile(e.cfg.HeapProfile); err != nil {
+			return nil, err
+		}
+	}
 
 	lost := 0
 	for _, cl := range held {
@@ -100,6 +113,8 @@ func runKeepalive(ctx context.Context, e *env) ([]Result, error) {
 	}
 	r.extra("rss_mb", float64(rss)/(1<<20))
 	r.extra("rss_delta_mb", (float64(rss)-float64(rss0))/(1<<20))
+	r.extra("go_heap_inuse_mb", float64(ms.HeapInuse)/(1<<20))
+	r.extra("goroutines", float64(goroutines))
 	r.Note = fmt.Sprintf("ops/s = renewals/s over %v; %d agents share each connection; ", window.Round(time.Millisecond), agentsPerConn)
 	if e.embedded {
 		r.Note += "cpu_pct and rss_mb are the whole process: the clients AND the embedded server"
@@ -114,4 +129,18 @@ func runKeepalive(ctx context.Context, e *env) ([]Result, error) {
 // clientOn opens a coord client on a shared connection.
 func (e *env) clientOn(ctx context.Context, nc *nats.Conn, prefix string) (*coord.Client, error) {
 	return coord.New(ctx, coord.WithConn(nc), coord.WithAgent(e.agentID(prefix)), coord.WithNamespace(e.ns))
+}
+
+// writeHeapProfile writes the live heap to path.
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	runtime.GC()
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
