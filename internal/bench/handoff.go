@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -67,6 +68,18 @@ func handoff(ctx context.Context, e *env, n int) (Result, error) {
 	}
 	r := Result{Scenario: "handoff", Size: fmt.Sprintf("%d pairs", n)}
 	r.fill(c)
+	// How the recipient's listing costs with what it has accepted so far.
+	t := time.Now()
+	if _, err := recipients[0].Handoffs(ctx, ""); err != nil {
+		return Result{}, err
+	}
+	listing := time.Since(t)
+	archived, err := recipients[0].HandoffArchive(ctx, "")
+	if err != nil {
+		return Result{}, err
+	}
+	r.extra("archived_per_recipient", float64(len(archived)))
+	r.extra("pending_listing_ms", float64(listing)/float64(time.Millisecond))
 	r.setFloor("publish + get last message of its subject + publish expecting that sequence", f)
 	r.Note = "send -> recipient lists it -> accept; every accepted handoff stays archived, so later listings read more"
 	return r, nil
