@@ -180,6 +180,11 @@ func contended(ctx context.Context, e *env, n int) (Result, error) {
 	if total > 0 {
 		r.extra("fairness", float64(fewest)/(float64(total)/float64(n)))
 	}
+	f, err := contendedFloor(ctx, e, n, e.cfg.Duration)
+	if err != nil {
+		return Result{}, fmt.Errorf("floor: %w", err)
+	}
+	r.setFloor("token ring: each of n raw connections watches its own key; a hand-over is one KV put to the next key (one write + one notification); floor p50 is write -> woken", f)
 	r.Note = "ops/s is hand-overs per second; p50/p99 is the wait in Acquire"
 	if retries > 0 {
 		r.extra("acquire_errors", float64(retries))
