@@ -122,9 +122,16 @@ func (c *Client) Publish(ctx context.Context, channel, message string) (Broadcas
 	}
 	ctx, cancel := withDefaultTimeout(ctx)
 	defer cancel()
-	ack, err := c.js.Publish(ctx, subj, body, jetstream.WithExpectStream(subjects.BroadcastStream))
+	// No Nats-Expected-Stream header (it costs the server a header parse
+	// per message, about 5 µs here): the acknowledgement names the stream,
+	// which is checked instead.
+	ack, err := c.js.Publish(ctx, subj, body)
 	if err != nil {
 		return Broadcast{}, fmt.Errorf("coord: publishing to channel %q: %w", channel, streamError(err))
+	}
+	if ack.Stream != subjects.BroadcastStream {
+		return Broadcast{}, fmt.Errorf("coord: publishing to channel %q: stored in stream %s, not %s (check the streams' subjects)",
+			channel, ack.Stream, subjects.BroadcastStream)
 	}
 	b.Seq = ack.Sequence
 	return b, nil
@@ -151,27 +158,6 @@ func streamError(err error) error {
 	return err
 }
 
-// decodeBroadcast reads a stored broadcast. A body that does not parse, or
-// lacks an agent or a message, is ErrBadValue.
-func decodeBroadcast(m jetstream.Msg, channel string) (Broadcast, uint64, error) {
-	md, err := m.Metadata()
-	if err != nil {
-		return Broadcast{}, 0, fmt.Errorf("%w: broadcast metadata: %w", ErrBadValue, err)
-	}
-	var w wireBroadcast
-	if err := json.Unmarshal(m.Data(), &w); err != nil {
-		return Broadcast{}, md.Sequence.Stream, fmt.Errorf("%w: broadcast %d: %w", ErrBadValue, md.Sequence.Stream, err)
-	}
-	if w.Agent == "" || w.Message == "" {
-		return Broadcast{}, md.Sequence.Stream, fmt.Errorf("%w: broadcast %d has no agent or no message", ErrBadValue, md.Sequence.Stream)
-	}
-	b := Broadcast{Channel: channel, Agent: w.Agent, Message: w.Message, Timestamp: w.Timestamp, Seq: md.Sequence.Stream}
-	if b.Timestamp.IsZero() {
-		b.Timestamp = md.Timestamp.UTC()
-	}
-	return b, md.Sequence.Stream, nil
-}
-
 // Broadcasts lists the messages of channel stored in the last since (all
 // retained messages when since <= 0), oldest first, each once. It reads the
 // channel with one ordered consumer up to the last message stored when the
@@ -189,12 +175,15 @@ func (c *Client) Broadcasts(ctx context.Context, channel string, since time.Dura
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := withDefaultTimeout(ctx)
-	defer cancel()
 	fail := func(err error) ([]Broadcast, error) {
 		return nil, fmt.Errorf("coord: listing channel %q: %w", channel, streamError(err))
 	}
-	info, err := st.Info(ctx)
+	// Requests are bounded by the default timeout when ctx has no deadline;
+	// reading is not (a long channel takes as long as it takes), but a
+	// stalled read ends by the idle check below.
+	setup, cancel := withDefaultTimeout(ctx)
+	defer cancel()
+	info, err := st.Info(setup)
 	if err != nil {
 		return fail(err)
 	}
@@ -213,11 +202,11 @@ func (c *Client) Broadcasts(ctx context.Context, channel string, since time.Dura
 		cfg.DeliverPolicy = jetstream.DeliverByStartTimePolicy
 		cfg.OptStartTime = &start
 	}
-	oc, err := st.OrderedConsumer(ctx, cfg)
+	oc, err := st.OrderedConsumer(setup, cfg)
 	if err != nil {
 		return fail(err)
 	}
-	it, err := oc.Messages(jetstream.PullMaxMessages(512))
+	it, err := oc.Messages(c.pullLimits(512))
 	if err != nil {
 		return fail(err)
 	}
@@ -227,8 +216,27 @@ func (c *Client) Broadcasts(ctx context.Context, channel string, since time.Dura
 		return out, nil
 	}
 	out = make([]Broadcast, 0, min(ci.NumPending, 4096))
+	var read uint64 // stream sequence of the last message read
+	r := newIdleReader(ctx, it)
+	defer r.stop()
 	for {
-		m, err := it.Next(jetstream.NextContext(ctx))
+		m, err := r.next()
+		if errors.Is(err, errListingIdle) {
+			// Nothing came for a while: the messages still counted as
+			// pending may have been removed (aged out, deleted) since the
+			// consumer was made. Done if the server has nothing left that
+			// it has not already handed over.
+			ictx, icancel := withDefaultTimeout(ctx)
+			ci, err := oc.Info(ictx)
+			icancel()
+			if err != nil {
+				return fail(err)
+			}
+			if ci.NumPending == 0 && ci.Delivered.Stream <= read {
+				return out, nil
+			}
+			continue
+		}
 		if err != nil {
 			return fail(err)
 		}
@@ -236,9 +244,10 @@ func (c *Client) Broadcasts(ctx context.Context, channel string, since time.Dura
 		if err != nil {
 			return fail(err)
 		}
-		b, seq, err := decodeBroadcast(m, channel)
+		read = md.Sequence.Stream
+		b, err := decodeBroadcast(m, md, channel)
 		if err != nil {
-			c.log.Warn().Err(err).Str("subject", subj).Uint64("seq", seq).Msg("skipping unreadable broadcast")
+			c.log.Warn().Err(err).Str("subject", subj).Msg("skipping unreadable broadcast")
 		} else {
 			out = append(out, b)
 		}
@@ -246,6 +255,58 @@ func (c *Client) Broadcasts(ctx context.Context, channel string, since time.Dura
 			return out, nil
 		}
 	}
+}
+
+// listingIdle is how long a listing waits for its next message before it
+// asks the server whether any are left.
+const listingIdle = time.Second
+
+var errListingIdle = errors.New("coord: listing idle")
+
+// idleReader reads a listing's messages, giving errListingIdle when none
+// came for listingIdle. One timer, reset per message, serves the whole
+// listing (a context per message costs more than the read).
+type idleReader struct {
+	ctx    context.Context
+	it     jetstream.MessagesContext
+	idle   context.Context
+	cancel context.CancelCauseFunc
+	timer  *time.Timer
+}
+
+func newIdleReader(ctx context.Context, it jetstream.MessagesContext) *idleReader {
+	r := &idleReader{ctx: ctx, it: it}
+	r.arm()
+	return r
+}
+
+func (r *idleReader) arm() {
+	idle, cancel := context.WithCancelCause(r.ctx)
+	r.idle, r.cancel = idle, cancel
+	r.timer = time.AfterFunc(listingIdle, func() { cancel(errListingIdle) })
+}
+
+func (r *idleReader) stop() {
+	r.timer.Stop()
+	r.cancel(nil)
+}
+
+func (r *idleReader) next() (jetstream.Msg, error) {
+	m, err := r.it.Next(jetstream.NextContext(r.idle))
+	if err != nil && r.ctx.Err() == nil && errors.Is(context.Cause(r.idle), errListingIdle) {
+		r.stop()
+		r.arm()
+		return nil, errListingIdle
+	}
+	r.timer.Reset(listingIdle)
+	return m, err
+}
+
+// pullLimits bounds what a listing or feed buffers client-side: n messages,
+// and bytes enough for a few of the largest the server accepts (a byte
+// limit below one message would stall the consumer).
+func (c *Client) pullLimits(n int) jetstream.PullMessagesOpt {
+	return jetstream.PullMaxMessagesWithBytesLimit(n, int(max(4<<20, 2*c.nc.MaxPayload())))
 }
 
 // dropConsumer stops a listing's iterator and deletes its server-side

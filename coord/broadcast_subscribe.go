@@ -98,7 +98,7 @@ func (c *Client) Subscribe(ctx context.Context, channel string) (*Subscription, 
 	if err != nil {
 		return fail(err)
 	}
-	it, err := oc.Messages(jetstream.PullMaxMessages(subscriptionBuffer))
+	it, err := oc.Messages(c.pullLimits(subscriptionBuffer))
 	if err != nil {
 		return fail(err)
 	}
@@ -149,9 +149,14 @@ func (s *Subscription) run(c *Client, cctx, user, run context.Context, it jetstr
 			cause = err
 			return
 		}
-		b, seq, err := decodeBroadcast(m, s.channel)
+		md, err := m.Metadata()
 		if err != nil {
-			c.log.Warn().Err(err).Str("subject", subj).Uint64("seq", seq).Msg("skipping unreadable broadcast")
+			c.log.Warn().Err(err).Str("subject", subj).Msg("skipping broadcast without metadata")
+			continue
+		}
+		b, err := decodeBroadcast(m, md, s.channel)
+		if err != nil {
+			c.log.Warn().Err(err).Str("subject", subj).Msg("skipping unreadable broadcast")
 			continue
 		}
 		select {

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/cogos-dev/coord/subjects"
 	"github.com/cogos-dev/coord/testenv"
 )
@@ -260,7 +262,8 @@ func TestCheckpointReset(t *testing.T) {
 func TestCheckpointSkipsJunk(t *testing.T) {
 	srv := testenv.Start(t)
 	ctx := testCtx(t, 20*time.Second)
-	a := newClient(t, srv, "a")
+	var logs syncBuffer
+	a := newClient(t, srv, "a", WithLogger(zerolog.New(&logs)))
 	if err := a.Arrive(ctx, "cp"); err != nil {
 		t.Fatal(err)
 	}
@@ -283,10 +286,25 @@ func TestCheckpointSkipsJunk(t *testing.T) {
 	if err != nil || !slices.Equal(got, []string{"a"}) {
 		t.Fatalf("Arrivals with junk: %v %v", err, got)
 	}
+	if n := strings.Count(logs.String(), "skipping unreadable checkpoint arrival"); n != len(junk) {
+		t.Fatalf("%d log lines for %d junk arrivals:\n%s", n, len(junk), logs.String())
+	}
 	wctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	defer cancel()
 	if _, err := a.WaitCheckpointCount(wctx, "cp", 2); !errors.Is(err, ErrTimeout) {
 		t.Fatalf("WaitCheckpointCount(2) with one real arrival and junk: %v", err)
+	}
+	// An agent whose own key holds junk still arrives: Arrive replaces it.
+	if _, err := kv.PutString(ctx, "test.cp.b", "junk"); err != nil {
+		t.Fatal(err)
+	}
+	b := newClient(t, srv, "b")
+	if err := b.Arrive(ctx, "cp"); err != nil {
+		t.Fatalf("Arrive over junk: %v", err)
+	}
+	got, err = a.Arrivals(ctx, "cp")
+	if err != nil || !slices.Equal(got, []string{"a", "b"}) {
+		t.Fatalf("Arrivals after arriving over junk: %v %v", err, got)
 	}
 	if err := a.ResetCheckpoint(ctx, "cp"); err != nil {
 		t.Fatal(err)
@@ -335,5 +353,69 @@ func TestCheckpointBadInput(t *testing.T) {
 	}
 	if err := a.WaitCheckpoint(ctx, "cp", nil); err != nil {
 		t.Errorf("WaitCheckpoint with no agents: %v", err)
+	}
+}
+
+// TestCheckpointWaitAcrossRestart: a waiter that is watching when the server
+// restarts is still released by arrivals made after the restart.
+func TestCheckpointWaitAcrossRestart(t *testing.T) {
+	srv := testenv.Start(t)
+	ctx := testCtx(t, 30*time.Second)
+	a := newClient(t, srv, "a")
+	b := newClient(t, srv, "b")
+	if err := a.Arrive(ctx, "across"); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- b.WaitCheckpoint(ctx, "across", []string{"a", "b"}) }()
+	time.Sleep(200 * time.Millisecond)
+	srv.Restart()
+	start := time.Now()
+	for {
+		err := b.Arrive(ctx, "across")
+		if err == nil {
+			t.Logf("arrived %v after the restart", time.Since(start))
+			break
+		}
+		t.Logf("arrive: %v", err)
+		if ctx.Err() != nil {
+			t.Fatalf("arrive after restart: %v", err)
+		}
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("WaitCheckpoint across restart: %v", err)
+		}
+		t.Logf("released %v after the arrival", time.Since(start))
+	case <-time.After(10 * time.Second):
+		t.Fatal("waiter not released after the restart")
+	}
+}
+
+// TestCheckpointSameAgentConcurrently: many clients of one agent arriving
+// at once all succeed and leave one arrival.
+func TestCheckpointSameAgentConcurrently(t *testing.T) {
+	srv := testenv.Start(t)
+	ctx := testCtx(t, 20*time.Second)
+	var wg sync.WaitGroup
+	for range 8 {
+		c := newClient(t, srv, "twin")
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := c.Arrive(ctx, "cp"); err != nil {
+				t.Errorf("Arrive: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	// The bucket is fresh: exactly one write ever reached it.
+	st, err := srv.JetStream(t).Stream(ctx, "KV_"+subjects.CheckpointsBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last := st.CachedInfo().State.LastSeq; last != 1 {
+		t.Fatalf("%d writes to the checkpoint bucket, want 1", last)
 	}
 }

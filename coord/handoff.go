@@ -61,7 +61,7 @@ type Handoff struct {
 	// Status is pending, accepted or rejected.
 	Status    string    `json:"status"`
 	Reason    string    `json:"reason,omitempty"`
-	DecidedAt time.Time `json:"decided_at,omitempty"`
+	DecidedAt time.Time `json:"decided_at,omitempty,omitzero"` // omitzero: a pending handoff has no decided_at
 	// NotTransferred lists the Claims an accept could not move to the
 	// recipient because the sender no longer held them (released, expired or
 	// taken by someone else since the handoff was sent). Every other path in
@@ -154,18 +154,6 @@ func (c *Client) Handoff(ctx context.Context, to, artifact, message string, opts
 		return Handoff{}, fmt.Errorf("coord: storing handoff to %s: %w", to, wrapJS(err))
 	}
 	return rec.Handoff, nil
-}
-
-// Handoffs returns agent's pending handoffs ("" = this client's agent),
-// oldest first, without consuming them.
-func (c *Client) Handoffs(ctx context.Context, agent string) ([]Handoff, error) {
-	return c.listHandoffs(ctx, agent, func(s string) bool { return s == HandoffPending })
-}
-
-// HandoffArchive returns agent's accepted and rejected handoffs still within
-// the retention window ("" = this client's agent), in decision order.
-func (c *Client) HandoffArchive(ctx context.Context, agent string) ([]Handoff, error) {
-	return c.listHandoffs(ctx, agent, func(s string) bool { return s != HandoffPending })
 }
 
 // Accept accepts a handoff addressed to this client's agent and, if it

@@ -2,6 +2,7 @@ package coord
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"slices"
 	"sync"
@@ -277,12 +278,16 @@ func TestHandoffAcceptRetryAfterTransfer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stored, err := bob.findHandoff(ctx, st, h.ID)
+	pend, _, err := bob.handoffSubjects("bob")
 	if err != nil {
 		t.Fatal(err)
 	}
+	stored, _, ok, err := getHandoff(ctx, st, pend+"."+h.ID)
+	if err != nil || !ok {
+		t.Fatalf("getHandoff: %v %v", ok, err)
+	}
 	// The first try moves the claim, then "fails".
-	if lost, err := bob.transferClaims(ctx, stored.rec); err != nil || len(lost) != 0 {
+	if lost, err := bob.transferClaims(ctx, stored); err != nil || len(lost) != 0 {
 		t.Fatalf("transferClaims = %v, %v", lost, err)
 	}
 	held := bob.Held()
@@ -297,5 +302,72 @@ func TestHandoffAcceptRetryAfterTransfer(t *testing.T) {
 	}
 	if o, _ := alice.Owner(ctx, "r.go"); o != "bob" {
 		t.Fatalf("owner %q, want bob", o)
+	}
+}
+
+// A rejected handoff whose pending form was left behind (the rejecting call
+// died before deleting it) must not move claims on a later Accept.
+func TestHandoffRejectedLeftoverKeepsClaims(t *testing.T) {
+	srv := testenv.Start(t)
+	ctx := testCtx(t, 20*time.Second)
+	alice := newClient(t, srv, "alice")
+	bob := newClient(t, srv, "bob")
+	if _, err := alice.TryAcquire(ctx, "k.go"); err != nil {
+		t.Fatal(err)
+	}
+	h, err := alice.Handoff(ctx, "bob", "x", "", WithClaims("k.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, done, _ := bob.handoffSubjects("bob")
+	st, _ := bob.handoffStream(ctx)
+	pend, _, _ := bob.handoffSubjects("bob")
+	stored, _, ok, err := getHandoff(ctx, st, pend+"."+h.ID)
+	if err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	stored.Status, stored.Reason, stored.DecidedAt = HandoffRejected, "no", time.Now().UTC()
+	data, _ := json.Marshal(stored)
+	if _, err := bob.js.Publish(ctx, done+"."+h.ID, data); err != nil {
+		t.Fatal(err)
+	}
+	got, err := bob.Accept(ctx, h.ID)
+	if !errors.Is(err, ErrHandoffDecided) || got.Status != HandoffRejected {
+		t.Fatalf("Accept = %+v, %v; want the rejection and ErrHandoffDecided", got, err)
+	}
+	if o, _ := bob.Owner(ctx, "k.go"); o != "alice" {
+		t.Fatalf("k.go owner %q, want alice (claims stay with the sender of a rejected handoff)", o)
+	}
+}
+
+// A claim-carrying handoff survives a server restart and still moves the
+// claims the sender kept alive across it.
+func TestHandoffClaimsAcrossRestart(t *testing.T) {
+	srv := testenv.Start(t)
+	ctx := testCtx(t, 30*time.Second)
+	alice := newClient(t, srv, "alice")
+	ca, err := alice.TryAcquire(ctx, "durable.go", WithTTL(10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := alice.Handoff(ctx, "bob", "x", "", WithClaims("durable.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Restart()
+	bob := newClient(t, srv, "bob")
+	pending, err := bob.Handoffs(ctx, "")
+	if err != nil || len(pending) != 1 || !slices.Equal(pending[0].Claims, []string{"durable.go"}) {
+		t.Fatalf("pending after restart = %+v, %v", pending, err)
+	}
+	acc, err := bob.Accept(ctx, h.ID)
+	if err != nil || len(acc.NotTransferred) != 0 {
+		t.Fatalf("Accept = %+v, %v", acc, err)
+	}
+	if o, _ := bob.Owner(ctx, "durable.go"); o != "bob" {
+		t.Fatalf("owner %q, want bob", o)
+	}
+	if err := ca.Release(ctx); !errors.Is(err, ErrNotOwner) {
+		t.Fatalf("alice Release: %v, want ErrNotOwner", err)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -17,17 +16,21 @@ import (
 	"github.com/cogos-dev/coord/subjects"
 )
 
-// The handoff stream keeps one subject per handoff,
-// coord.handoff.<ns>.<recipient>.<id>, and one message per subject: the
-// handoff as sent, then (replacing it) the handoff as decided. A decision is
-// a publish expecting the pending message's sequence, so exactly one
-// decision wins, and the pending state and the archive change in one write.
+// HandoffDonePrefix is the subject prefix of decided handoffs:
+// coord.handoff-done.<ns>.<recipient>.<id>, in the same stream as the
+// pending ones (coord.handoff.<ns>.<recipient>.<id>).
+const HandoffDonePrefix = "coord.handoff-done"
+
+// handoffStream provisions COORD_HANDOFFS on first use. Every handoff has
+// its own subject: its pending form under subjects.HandoffPrefix and, once
+// decided, its archived form under HandoffDonePrefix. One message per
+// subject; retention by age.
 func (c *Client) handoffStream(ctx context.Context) (jetstream.Stream, error) {
 	return c.lazy.handoffs.get(func() (jetstream.Stream, error) {
 		st, err := kvstore.EnsureStream(ctx, c.js, jetstream.StreamConfig{
 			Name:              subjects.HandoffStream,
-			Description:       "coord handoffs: coord.handoff.<namespace>.<recipient>.<id> -> handoff (JSON), latest state only",
-			Subjects:          []string{subjects.HandoffPrefix + ".>"},
+			Description:       "coord handoffs: coord.handoff.<namespace>.<recipient>.<id> (pending), coord.handoff-done.<namespace>.<recipient>.<id> (decided)",
+			Subjects:          []string{subjects.HandoffPrefix + ".>", HandoffDonePrefix + ".>"},
 			Retention:         jetstream.LimitsPolicy,
 			MaxAge:            c.opts.handAge,
 			MaxMsgsPerSubject: 1,
@@ -38,14 +41,33 @@ func (c *Client) handoffStream(ctx context.Context) (jetstream.Stream, error) {
 		})
 		var drift *kvstore.DriftError
 		if errors.As(err, &drift) && st != nil {
+			for _, d := range drift.Drifts {
+				if d.Setting == "subjects" || d.Setting == "max messages per subject" {
+					// Decisions could not be stored, or would pile up.
+					return nil, fmt.Errorf("coord: handoff stream cannot be used as it is: %w", err)
+				}
+			}
 			c.log.Warn().Err(err).Msg("handoff stream settings differ from this client's; using the stream as it is")
-			return st, nil
+			err = nil
 		}
 		if err != nil {
 			return nil, fmt.Errorf("coord: %w", wrapNATS(err))
 		}
+		if !st.CachedInfo().Config.AllowDirect {
+			return nil, fmt.Errorf("coord: handoff stream cannot be used as it is: %w: direct gets are off (set allow_direct)", kvstore.ErrConfigDrift)
+		}
 		return st, nil
 	})
+}
+
+// handoffSubjects are the pending and done subject prefixes (without the
+// ID token) of one recipient.
+func (c *Client) handoffSubjects(agent string) (pending, done string, err error) {
+	pending, err = subjects.HandoffSubject(c.opts.namespace, agent)
+	if err != nil {
+		return "", "", err
+	}
+	return pending, HandoffDonePrefix + strings.TrimPrefix(pending, subjects.HandoffPrefix), nil
 }
 
 // wrapJS maps nats.go errors that mean "no JetStream answered" to
@@ -73,13 +95,9 @@ func checkID(id string) error {
 	return nil
 }
 
-// storedHandoff is one handoff as read from the stream.
-type storedHandoff struct {
-	rec handoffRecord
-	seq uint64
-}
-
-// decodeHandoff parses a stored handoff and checks it against its subject.
+// decodeHandoff parses a stored handoff and checks it against its subject:
+// coord.handoff.<ns>.<to>.<id> holds a pending handoff,
+// coord.handoff-done.<ns>.<to>.<id> a decided one.
 func decodeHandoff(subj string, data []byte) (handoffRecord, error) {
 	var r handoffRecord
 	if err := json.Unmarshal(data, &r); err != nil {
@@ -88,67 +106,72 @@ func decodeHandoff(subj string, data []byte) (handoffRecord, error) {
 	if r.ID == "" || r.From == "" || r.To == "" || r.Artifact == "" || len(r.Leases) != len(r.Claims) {
 		return r, fmt.Errorf("%w: handoff %s: missing id, from, to or artifact", ErrBadValue, subj)
 	}
-	switch r.Status {
-	case HandoffPending, HandoffAccepted, HandoffRejected:
-	default:
-		return r, fmt.Errorf("%w: handoff %s: status %q", ErrBadValue, subj, r.Status)
+	toks := strings.Split(subj, ".")
+	if len(toks) != 5 {
+		return r, fmt.Errorf("%w: handoff %s: not a handoff subject", ErrBadValue, subj)
 	}
-	if want, err := subjects.HandoffSubject(subjectNS(subj), r.To); err != nil || want+"."+r.ID != subj {
-		return r, fmt.Errorf("%w: handoff %s: id or recipient does not match the subject", ErrBadValue, subj)
+	ns, err := subjects.DecodeToken(toks[2])
+	if err != nil {
+		return r, fmt.Errorf("%w: handoff %s: %v", ErrBadValue, subj, err)
+	}
+	pending, err := subjects.HandoffSubject(ns, r.To)
+	if err != nil {
+		return r, fmt.Errorf("%w: handoff %s: %v", ErrBadValue, subj, err)
+	}
+	done := HandoffDonePrefix + strings.TrimPrefix(pending, subjects.HandoffPrefix)
+	switch {
+	case subj == pending+"."+r.ID && r.Status == HandoffPending:
+	case subj == done+"."+r.ID && (r.Status == HandoffAccepted || r.Status == HandoffRejected):
+	default:
+		return r, fmt.Errorf("%w: handoff %s: id, recipient or status %q does not match the subject", ErrBadValue, subj, r.Status)
 	}
 	return r, nil
 }
 
-// subjectNS decodes the namespace token of a handoff subject.
-func subjectNS(subj string) string {
-	toks := strings.Split(subj, ".")
-	if len(toks) != 5 {
-		return ""
+// getHandoff reads the handoff on one subject; ok is false if there is none.
+func getHandoff(ctx context.Context, st jetstream.Stream, subj string) (rec handoffRecord, seq uint64, ok bool, err error) {
+	m, err := st.GetLastMsgForSubject(ctx, subj)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return rec, 0, false, nil
 	}
-	ns, err := subjects.DecodeToken(toks[2])
 	if err != nil {
-		return ""
+		return rec, 0, false, fmt.Errorf("coord: reading %s: %w", subj, wrapJS(err))
 	}
-	return ns
+	rec, err = decodeHandoff(m.Subject, m.Data)
+	if err != nil {
+		return rec, 0, false, err
+	}
+	return rec, m.Sequence, true, nil
 }
 
-// findHandoff loads handoff id. It looks under this agent first (one direct
-// get); if absent there, anywhere in the namespace, so that a caller that is
-// not the recipient learns ErrNotRecipient rather than ErrHandoffNotFound.
-func (c *Client) findHandoff(ctx context.Context, st jetstream.Stream, id string) (storedHandoff, error) {
-	mine, err := subjects.HandoffSubject(c.opts.namespace, c.opts.agent)
-	if err != nil {
-		return storedHandoff{}, err
-	}
-	m, err := st.GetLastMsgForSubject(ctx, mine+"."+id)
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		// Someone else's? next_by_subj takes a wildcard; the ID is a
-		// validated UUID, so the filter matches at most one subject.
-		anyone := subjects.HandoffPrefix + "." + subjects.EncodeToken(c.opts.namespace) + ".*." + id
-		m, err = st.GetMsg(ctx, 1, jetstream.WithGetMsgSubject(anyone))
+// notMine explains why handoff id is not under this agent: another agent's
+// (ErrNotRecipient) or nobody's (ErrHandoffNotFound). next_by_subj takes a
+// wildcard; the ID is a validated UUID, so each filter matches at most one
+// subject.
+func (c *Client) notMine(ctx context.Context, st jetstream.Stream, id string) error {
+	ns := subjects.EncodeToken(c.opts.namespace)
+	for _, prefix := range []string{subjects.HandoffPrefix, HandoffDonePrefix} {
+		m, err := st.GetMsg(ctx, 1, jetstream.WithGetMsgSubject(prefix+"."+ns+".*."+id))
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			return storedHandoff{}, fmt.Errorf("%w: %s", ErrHandoffNotFound, id)
+			continue
 		}
 		if err != nil {
-			return storedHandoff{}, fmt.Errorf("coord: looking up handoff %s: %w", id, wrapJS(err))
+			return fmt.Errorf("coord: looking up handoff %s: %w", id, wrapJS(err))
 		}
-		rec, derr := decodeHandoff(m.Subject, m.Data)
-		if derr != nil {
-			return storedHandoff{}, derr
+		rec, err := decodeHandoff(m.Subject, m.Data)
+		if err != nil {
+			return err
 		}
-		return storedHandoff{}, fmt.Errorf("%w: handoff %s is for %s, not %s", ErrNotRecipient, id, rec.To, c.opts.agent)
+		return fmt.Errorf("%w: handoff %s is for %s, not %s", ErrNotRecipient, id, rec.To, c.opts.agent)
 	}
-	if err != nil {
-		return storedHandoff{}, fmt.Errorf("coord: looking up handoff %s: %w", id, wrapJS(err))
-	}
-	rec, err := decodeHandoff(m.Subject, m.Data)
-	if err != nil {
-		return storedHandoff{}, err
-	}
-	return storedHandoff{rec: rec, seq: m.Sequence}, nil
+	return fmt.Errorf("%w: %s", ErrHandoffNotFound, id)
 }
 
-// decide records the recipient's decision on handoff id.
+// decide records this agent's decision on handoff id. The decided form is
+// written create-only (expected last subject sequence 0), so of concurrent
+// decisions exactly one wins; the pending form is deleted afterwards, and
+// listings hide a pending handoff that has a decided form, so a crash
+// between the two writes shows nothing wrong.
 func (c *Client) decide(ctx context.Context, id, status, reason string) (Handoff, error) {
 	if c.isClosed() {
 		return Handoff{}, ErrClosed
@@ -162,22 +185,48 @@ func (c *Client) decide(ctx context.Context, id, status, reason string) (Handoff
 	if err != nil {
 		return Handoff{}, err
 	}
+	pendSubj, doneSubj, err := c.handoffSubjects(c.opts.agent)
+	if err != nil {
+		return Handoff{}, err
+	}
+	pendSubj, doneSubj = pendSubj+"."+id, doneSubj+"."+id
+	decided := func(rec handoffRecord) (Handoff, error) {
+		c.dropPending(ctx, st, pendSubj)
+		if rec.Status != status {
+			return rec.Handoff, fmt.Errorf("%w: %s was %s", ErrHandoffDecided, id, rec.Status)
+		}
+		return rec.Handoff, nil
+	}
+	lookDone := func() (Handoff, bool, error) {
+		rec, _, ok, err := getHandoff(ctx, st, doneSubj)
+		if err != nil || !ok {
+			return Handoff{}, false, err
+		}
+		h, err := decided(rec)
+		return h, true, err
+	}
 	for range 8 {
-		h, err := c.findHandoff(ctx, st, id)
+		rec, seq, ok, err := getHandoff(ctx, st, pendSubj)
 		if err != nil {
 			return Handoff{}, err
 		}
-		if h.rec.Status != HandoffPending {
-			if h.rec.Status != status {
-				return h.rec.Handoff, fmt.Errorf("%w: %s was %s", ErrHandoffDecided, id, h.rec.Status)
+		if !ok {
+			// Decided already (the pending form is deleted after a decision)?
+			if h, ok, err := lookDone(); ok || err != nil {
+				return h, err
 			}
-			return h.rec.Handoff, nil
+			return Handoff{}, c.notMine(ctx, st, id)
 		}
-		next := h.rec
+		next := rec
 		next.Status = status
 		next.Reason = reason
-		if status == HandoffAccepted {
-			if next.NotTransferred, err = c.transferClaims(ctx, h.rec); err != nil {
+		if status == HandoffAccepted && len(rec.Claims) > 0 {
+			// Never move claims for a handoff that was decided already (an
+			// earlier decision whose pending form was left behind).
+			if h, ok, err := lookDone(); ok || err != nil {
+				return h, err
+			}
+			if next.NotTransferred, err = c.transferClaims(ctx, rec); err != nil {
 				return Handoff{}, err
 			}
 		}
@@ -186,115 +235,41 @@ func (c *Client) decide(ctx context.Context, id, status, reason string) (Handoff
 		if err != nil {
 			return Handoff{}, fmt.Errorf("coord: encoding handoff: %w", err)
 		}
-		subj, _ := subjects.HandoffSubject(c.opts.namespace, c.opts.agent)
-		_, err = c.js.PublishMsg(ctx, &nats.Msg{Subject: subj + "." + id, Data: data},
-			jetstream.WithExpectLastSequencePerSubject(h.seq))
+		_, err = c.js.PublishMsg(ctx, &nats.Msg{Subject: doneSubj, Data: data},
+			jetstream.WithExpectLastSequencePerSubject(0))
 		if isWrongLastSequence(err) {
-			continue // decided (or re-sent) meanwhile: look again
+			// Decided already: by another client of this agent just now, or
+			// by an earlier call that could not delete the pending form.
+			if h, ok, err := lookDone(); ok || err != nil {
+				return h, err
+			}
+			continue
 		}
 		if err != nil {
 			return Handoff{}, fmt.Errorf("coord: recording %s handoff %s: %w", status, id, wrapJS(err))
+		}
+		if err := st.DeleteMsg(ctx, seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+			c.log.Warn().Err(err).Str("id", id).Msg("could not delete the pending form of a decided handoff; listings hide it")
 		}
 		return next.Handoff, nil
 	}
 	return Handoff{}, fmt.Errorf("coord: deciding handoff %s: too much contention", id)
 }
 
+// dropPending deletes the pending form of a decided handoff if a crashed or
+// concurrent decision left it behind. Best effort: listings hide it anyway.
+func (c *Client) dropPending(ctx context.Context, st jetstream.Stream, subj string) {
+	m, err := st.GetLastMsgForSubject(ctx, subj)
+	if err != nil {
+		return
+	}
+	if err := st.DeleteMsg(ctx, m.Sequence); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+		c.log.Debug().Err(err).Str("subject", subj).Msg("could not delete pending form of a decided handoff")
+	}
+}
+
 // isWrongLastSequence matches the server's "wrong last sequence" codes.
 func isWrongLastSequence(err error) bool {
 	var apiErr *jetstream.APIError
 	return errors.As(err, &apiErr) && (apiErr.ErrorCode == 10071 || apiErr.ErrorCode == 10164)
-}
-
-// listHandoffs returns agent's handoffs whose status passes keep, in stream
-// order, with one batch direct get per 256 handoffs.
-func (c *Client) listHandoffs(ctx context.Context, agent string, keep func(string) bool) ([]Handoff, error) {
-	if agent == "" {
-		agent = c.opts.agent
-	}
-	subj, err := subjects.HandoffSubject(c.opts.namespace, agent)
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := withDefaultTimeout(ctx)
-	defer cancel()
-	st, err := c.handoffStream(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := []Handoff{}
-	err = c.batchGet(ctx, st.CachedInfo().Config.Name, subj+".*", func(m *nats.Msg) {
-		s := m.Header.Get(jetstream.SubjectHeader)
-		rec, err := decodeHandoff(s, m.Data)
-		if err != nil {
-			c.log.Warn().Err(err).Str("subject", s).Msg("skipping unreadable handoff")
-			return
-		}
-		if keep(rec.Status) {
-			out = append(out, rec.Handoff)
-		}
-	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-const batchSize = 256
-
-// batchGet calls f for every message on filter, in stream order, using
-// batched direct gets (one request per batchSize messages).
-func (c *Client) batchGet(ctx context.Context, stream, filter string, f func(*nats.Msg)) error {
-	inbox := c.nc.NewRespInbox()
-	sub, err := c.nc.SubscribeSync(inbox)
-	if err != nil {
-		return fmt.Errorf("coord: listing %s: %w", filter, wrapJS(err))
-	}
-	defer func() {
-		if err := sub.Unsubscribe(); err != nil {
-			c.log.Debug().Err(err).Msg("unsubscribe batch inbox")
-		}
-	}()
-	api := "$JS.API.DIRECT.GET." + stream
-	from := uint64(1)
-	for {
-		req, _ := json.Marshal(struct {
-			Seq   uint64 `json:"seq"`
-			Next  string `json:"next_by_subj"`
-			Batch int    `json:"batch"`
-		}{from, filter, batchSize})
-		if err := c.nc.PublishRequest(api, inbox, req); err != nil {
-			return fmt.Errorf("coord: listing %s: %w", filter, wrapJS(err))
-		}
-		n := 0
-	batch:
-		for {
-			m, err := sub.NextMsgWithContext(ctx)
-			if err != nil {
-				return fmt.Errorf("coord: listing %s: %w", filter, wrapJS(err))
-			}
-			if status := m.Header.Get("Status"); status != "" {
-				switch status {
-				case "204": // end of batch
-					break batch
-				case "404": // nothing (more) on filter
-					return nil
-				case "503":
-					return fmt.Errorf("%w: listing %s: no responders", ErrUnavailable, filter)
-				default:
-					return fmt.Errorf("coord: listing %s: server said %s %s", filter, status, m.Header.Get("Description"))
-				}
-			}
-			n++
-			seq, err := strconv.ParseUint(m.Header.Get(jetstream.SequenceHeader), 10, 64)
-			if err != nil {
-				return fmt.Errorf("coord: listing %s: bad sequence header: %w", filter, err)
-			}
-			from = seq + 1
-			f(m)
-		}
-		if n < batchSize {
-			return nil
-		}
-	}
 }

@@ -1,12 +1,19 @@
 package coord
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/cogos-dev/coord/kvstore"
 	"github.com/cogos-dev/coord/testenv"
 )
 
@@ -260,5 +267,221 @@ func TestHandoffConcurrentDecisions(t *testing.T) {
 		if r.h.Status != won.Status || !r.h.DecidedAt.Equal(won.DecidedAt) {
 			t.Fatalf("caller saw %s at %v, archive says %s at %v", r.h.Status, r.h.DecidedAt, won.Status, won.DecidedAt)
 		}
+	}
+}
+
+// An accept that recorded its decision but died before deleting the pending
+// form leaves nothing visible: the listing hides it, a later accept cleans up.
+func TestHandoffDecidedButNotDeleted(t *testing.T) {
+	srv := testenv.Start(t)
+	ctx := testCtx(t, 20*time.Second)
+	alice := newClient(t, srv, "alice")
+	bob := newClient(t, srv, "bob")
+	h, err := alice.Handoff(ctx, "bob", "x", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keep, err := alice.Handoff(ctx, "bob", "y", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pend, done, err := bob.handoffSubjects("bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := handoffRecord{Handoff: h}
+	rec.Status, rec.DecidedAt = HandoffAccepted, time.Now().UTC()
+	data, _ := json.Marshal(rec)
+	if _, err := bob.js.Publish(ctx, done+"."+h.ID, data); err != nil {
+		t.Fatal(err)
+	}
+	got, err := bob.Handoffs(ctx, "")
+	if err != nil || len(got) != 1 || got[0].ID != keep.ID {
+		t.Fatalf("pending = %v, %v; want only %s (the decided one hidden)", handoffIDs(got), err, keep.ID)
+	}
+	acc, err := bob.Accept(ctx, h.ID)
+	if err != nil || acc.Status != HandoffAccepted {
+		t.Fatalf("Accept = %+v, %v", acc, err)
+	}
+	st, _ := bob.handoffStream(ctx)
+	if _, _, ok, err := getHandoff(ctx, st, pend+"."+h.ID); ok || err != nil {
+		t.Fatalf("pending form still there after accept (ok=%v, err=%v)", ok, err)
+	}
+}
+
+// Values that do not parse, or that sit on another recipient's subject, are
+// skipped; the rest are listed.
+func TestHandoffSkipsUnreadable(t *testing.T) {
+	srv := testenv.Start(t)
+	ctx := testCtx(t, 20*time.Second)
+	alice := newClient(t, srv, "alice")
+	h, err := alice.Handoff(ctx, "bob", "x", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pend, _, _ := alice.handoffSubjects("bob")
+	forged := h
+	forged.ID, forged.To = "11111111-1111-1111-1111-111111111111", "carol"
+	fdata, _ := json.Marshal(handoffRecord{Handoff: forged})
+	for subj, data := range map[string][]byte{
+		pend + ".22222222-2222-2222-2222-222222222222": []byte("junk"),
+		pend + "." + forged.ID:                         fdata,
+		pend + ".33333333-3333-3333-3333-333333333333": []byte(`{"id":"33333333-3333-3333-3333-333333333333"}`),
+	} {
+		if _, err := alice.js.Publish(ctx, subj, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := alice.Handoffs(ctx, "bob")
+	if err != nil || len(got) != 1 || got[0].ID != h.ID {
+		t.Fatalf("Handoffs = %v, %v; want only %s", handoffIDs(got), err, h.ID)
+	}
+	bob := newClient(t, srv, "bob")
+	if _, err := bob.Accept(ctx, "22222222-2222-2222-2222-222222222222"); !errors.Is(err, ErrBadValue) {
+		t.Fatalf("Accept of junk: %v, want ErrBadValue", err)
+	}
+}
+
+// Listings page through more handoffs than one batch holds, in order.
+func TestHandoffManyPending(t *testing.T) {
+	srv := testenv.Start(t)
+	ctx := testCtx(t, 30*time.Second)
+	alice := newClient(t, srv, "alice", WithMemoryStorage())
+	bob := newClient(t, srv, "bob")
+	const n = 2*batchSize + 10
+	var ids []string
+	for i := range n {
+		h, err := alice.Handoff(ctx, "bob", fmt.Sprintf("a%d", i), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, h.ID)
+	}
+	// Decide a few, spread out, so the decided check spans chunks.
+	decided := map[string]bool{}
+	for i := 0; i < n; i += 97 {
+		if _, err := bob.Accept(ctx, ids[i]); err != nil {
+			t.Fatal(err)
+		}
+		decided[ids[i]] = true
+	}
+	got, err := bob.Handoffs(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, id := range ids {
+		if !decided[id] {
+			want = append(want, id)
+		}
+	}
+	if !slices.Equal(handoffIDs(got), want) {
+		t.Fatalf("listed %d handoffs, want %d in send order", len(got), len(want))
+	}
+	arch, err := bob.HandoffArchive(ctx, "")
+	if err != nil || len(arch) != len(decided) {
+		t.Fatalf("archive = %d, %v; want %d", len(arch), err, len(decided))
+	}
+}
+
+func TestHandoffClosedClient(t *testing.T) {
+	srv := testenv.Start(t)
+	ctx := testCtx(t, 10*time.Second)
+	c := newClient(t, srv, "alice")
+	c.Close()
+	if _, err := c.Handoff(ctx, "bob", "x", ""); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Handoff: %v", err)
+	}
+	if _, err := c.Handoffs(ctx, ""); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Handoffs: %v", err)
+	}
+	if _, err := c.HandoffArchive(ctx, ""); !errors.Is(err, ErrClosed) {
+		t.Fatalf("HandoffArchive: %v", err)
+	}
+	if _, err := c.Accept(ctx, "00000000-0000-0000-0000-000000000000"); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Accept: %v", err)
+	}
+}
+
+// With the server down, calls fail with ErrUnavailable within their
+// context instead of hanging.
+func TestHandoffServerDown(t *testing.T) {
+	srv := testenv.Start(t)
+	ctx := testCtx(t, 20*time.Second)
+	c := newClient(t, srv, "alice")
+	if _, err := c.Handoffs(ctx, ""); err != nil {
+		t.Fatal(err)
+	}
+	srv.Shutdown()
+	for name, call := range map[string]func(context.Context) error{
+		"Handoff":  func(ctx context.Context) error { _, err := c.Handoff(ctx, "bob", "x", ""); return err },
+		"Handoffs": func(ctx context.Context) error { _, err := c.Handoffs(ctx, ""); return err },
+		"Accept": func(ctx context.Context) error {
+			_, err := c.Accept(ctx, "00000000-0000-0000-0000-000000000000")
+			return err
+		},
+	} {
+		cctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		start := time.Now()
+		err := call(cctx)
+		cancel()
+		if !errors.Is(err, ErrUnavailable) {
+			t.Errorf("%s with the server down: %v, want ErrUnavailable", name, err)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("%s took %v", name, d)
+		}
+	}
+}
+
+// The JSON form keeps the seed's field names; a pending handoff has no
+// decision fields.
+func TestHandoffJSON(t *testing.T) {
+	h := Handoff{ID: "i", From: "a", To: "b", Artifact: "x", Message: "m", Timestamp: time.Unix(0, 0).UTC(), Status: HandoffPending}
+	b, err := json.Marshal(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"id":"i","from":"a","to":"b","artifact":"x","message":"m","timestamp":"1970-01-01T00:00:00Z","status":"pending"}`
+	if string(b) != want {
+		t.Fatalf("JSON = %s\nwant   %s", b, want)
+	}
+}
+
+// A stream created with settings handoffs cannot work with is refused with
+// a clear error rather than failing on the first decision.
+func TestHandoffIncompatibleStream(t *testing.T) {
+	srv := testenv.Start(t)
+	ctx := testCtx(t, 10*time.Second)
+	js := srv.JetStream(t)
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "COORD_HANDOFFS", Subjects: []string{"coord.handoff.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	c := newClient(t, srv, "alice")
+	_, err := c.Handoff(ctx, "bob", "x", "")
+	if !errors.Is(err, kvstore.ErrConfigDrift) {
+		t.Fatalf("Handoff on an incompatible stream: %v, want ErrConfigDrift", err)
+	}
+}
+
+// Namespaces are separate: a handoff to bob in one is not bob's in another.
+func TestHandoffNamespaces(t *testing.T) {
+	srv := testenv.Start(t)
+	ctx := testCtx(t, 10*time.Second)
+	other := newClient(t, srv, "alice", WithNamespace("other"))
+	h, err := other.Handoff(ctx, "bob", "x", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob := newClient(t, srv, "bob")
+	if got, err := bob.Handoffs(ctx, ""); err != nil || len(got) != 0 {
+		t.Fatalf("bob in ns test sees %v, %v", handoffIDs(got), err)
+	}
+	if _, err := bob.Accept(ctx, h.ID); !errors.Is(err, ErrHandoffNotFound) {
+		t.Fatalf("bob in ns test accepting ns other's handoff: %v, want ErrHandoffNotFound", err)
+	}
+	bobOther := newClient(t, srv, "bob", WithNamespace("other"))
+	if _, err := bobOther.Accept(ctx, h.ID); err != nil {
+		t.Fatalf("bob in ns other: %v", err)
 	}
 }
