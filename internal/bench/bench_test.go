@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cogos-dev/coord/testenv"
 )
 
 // TestRunSmall runs every scenario at the small preset against an embedded
@@ -183,5 +185,42 @@ func TestQuantile(t *testing.T) {
 	}
 	if got := quantile(nil, 0.5); got != 0 {
 		t.Errorf("p50 of nothing = %v, want 0", got)
+	}
+}
+
+// TestRunExternalCleansUp runs against a server reached by URL (the --nats
+// path) and checks the figures are labelled as client-side and that the
+// run leaves nothing behind in the shared buckets and streams.
+func TestRunExternalCleansUp(t *testing.T) {
+	srv := testenv.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var out bytes.Buffer
+	results, err := Run(ctx, Config{Small: true, NATSURL: srv.URL(), Run: "claim\\+release|keepalive|handoff|checkpoint|broadcast-publish"}, &out)
+	if err != nil {
+		t.Fatalf("Run: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "external "+srv.URL()) {
+		t.Errorf("output does not name the external server:\n%s", out.String())
+	}
+	for _, r := range results {
+		if r.Scenario == "keepalive" && !strings.Contains(r.Note, "client side alone") {
+			t.Errorf("keepalive note %q does not say the figures are the client side alone", r.Note)
+		}
+	}
+	js := srv.JetStream(t)
+	for _, name := range []string{"KV_coord-claims", "KV_coord-claim-waiters", "KV_coord-checkpoints", "COORD_BROADCASTS", "COORD_HANDOFFS"} {
+		st, err := js.Stream(ctx, name)
+		if err != nil {
+			t.Errorf("stream %s: %v (the run should have created it)", name, err)
+			continue
+		}
+		info, err := st.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.State.Msgs != 0 {
+			t.Errorf("stream %s holds %d messages after the run, want 0 (purged)", name, info.State.Msgs)
+		}
 	}
 }

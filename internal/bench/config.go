@@ -78,7 +78,7 @@ func SmallConfig() Config {
 		ListSizes:        []int{100, 500},
 		KeepaliveAgents:  10,
 		KeepaliveClaims:  10,
-		KeepaliveTTL:     time.Second,
+		KeepaliveTTL:     3 * time.Second,
 		Waiters:          20,
 	}
 }

@@ -133,6 +133,7 @@ func (e *env) purge(ctx context.Context) error {
 		{"KV_" + subjects.CheckpointsBucket, "$KV." + subjects.CheckpointsBucket + "." + e.nsTok + ".>"},
 		{subjects.BroadcastStream, subjects.BroadcastPrefix + "." + e.nsTok + ".>"},
 		{subjects.HandoffStream, subjects.HandoffPrefix + "." + e.nsTok + ".>"},
+		{subjects.HandoffStream, coord.HandoffDonePrefix + "." + e.nsTok + ".>"},
 	}
 	var errs []error
 	for _, t := range targets {
