@@ -3,6 +3,7 @@ package bench
 import (
 	"flag"
 	"fmt"
+	"io"
 	"regexp"
 	"strconv"
 	"strings"
@@ -42,6 +43,9 @@ type Config struct {
 	KeepaliveTTL                     time.Duration
 	// Waiters block on as many held paths, then all are released.
 	Waiters int
+	// Progress, when set, gets one line as each scenario starts and ends
+	// (the full run takes a few minutes).
+	Progress io.Writer
 	// HeapProfile, when set, is where the keepalive scenario writes a heap
 	// profile at the end of its window (with every claim still held).
 	HeapProfile string
@@ -89,7 +93,7 @@ func (cfg Config) withPreset() Config {
 		return cfg
 	}
 	s := SmallConfig()
-	s.NATSURL, s.JSON, s.Small, s.Run, s.HeapProfile = cfg.NATSURL, cfg.JSON, true, cfg.Run, cfg.HeapProfile
+	s.NATSURL, s.JSON, s.Small, s.Run, s.HeapProfile, s.Progress = cfg.NATSURL, cfg.JSON, true, cfg.Run, cfg.HeapProfile, cfg.Progress
 	return s
 }
 

@@ -50,6 +50,13 @@ func (e *env) close() {
 	e.nc.Close()
 }
 
+// progress reports to cfg.Progress, if set.
+func (e *env) progress(format string, args ...any) {
+	if e.cfg.Progress != nil {
+		fmt.Fprintf(e.cfg.Progress, format+"\n", args...)
+	}
+}
+
 // agentID hands out a fresh agent ID.
 func (e *env) agentID(prefix string) string {
 	e.mu.Lock()

@@ -93,7 +93,10 @@ func Run(ctx context.Context, cfg Config, out io.Writer) ([]Result, error) {
 			errs = append(errs, ctx.Err())
 			break
 		}
+		t := time.Now()
+		e.progress("bench: %s ...", sc.name)
 		rs, err := sc.run(ctx, e)
+		e.progress("bench: %s done in %v", sc.name, time.Since(t).Round(time.Millisecond))
 		if err != nil {
 			rs = append(rs, Result{Scenario: sc.name, Err: err.Error()})
 			errs = append(errs, fmt.Errorf("bench: %s: %w", sc.name, err))

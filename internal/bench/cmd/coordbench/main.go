@@ -18,6 +18,7 @@ func main() {
 	cfg := bench.Flags(fs)
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	_ = fs.Parse(os.Args[1:]) // ExitOnError: Parse exits on a bad flag
+	cfg.Progress = os.Stderr
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	if err := run(ctx, cfg, *cpuprofile); err != nil {
