@@ -294,7 +294,7 @@ func runWaiters(ctx context.Context, e *env) ([]Result, error) {
 			}
 		}()
 	}
-	if err := e.awaitWaiters(wctx, n); err != nil {
+	if err := e.awaitWaiters(wctx, n, errc); err != nil {
 		cancel()
 		wg.Wait()
 		return nil, err
@@ -333,7 +333,8 @@ func runWaiters(ctx context.Context, e *env) ([]Result, error) {
 // blocked Acquire has queued. It counts subjects in the stream's state, not
 // with a watch: each waiting client already holds one consumer on the
 // waiter stream, and the server allows 1,000 per stream by default.
-func (e *env) awaitWaiters(ctx context.Context, n int) error {
+// A waiter that fails meanwhile (errs) ends the wait at once.
+func (e *env) awaitWaiters(ctx context.Context, n int, errs <-chan error) error {
 	st, err := e.js.Stream(ctx, "KV_"+subjects.WaitersBucket)
 	if err != nil {
 		return fmt.Errorf("opening waiter stream: %w", err)
@@ -351,6 +352,8 @@ func (e *env) awaitWaiters(ctx context.Context, n int) error {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("only %d of %d waiters queued: %w", count, n, context.Cause(ctx))
+		case err := <-errs:
+			return fmt.Errorf("only %d of %d waiters queued: %w", count, n, err)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
