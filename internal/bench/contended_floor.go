@@ -40,7 +40,7 @@ func contendedFloor(ctx context.Context, e *env, n int, d time.Duration) (stats,
 	}
 	lats := make([][]time.Duration, n)
 	errs := make([]error, n)
-	var start time.Time
+	start := time.Now() // set before the workers start: they read it
 	var wg sync.WaitGroup
 	var stopOnce sync.Once
 	for i := range n {
@@ -77,7 +77,6 @@ func contendedFloor(ctx context.Context, e *env, n int, d time.Duration) (stats,
 			}
 		}()
 	}
-	start = time.Now()
 	if _, err := kvs[0].Put(ctx, keys[0], []byte(strconv.FormatInt(time.Now().UnixNano(), 10))); err != nil {
 		cancel()
 		wg.Wait()
