@@ -162,11 +162,17 @@ func contended(ctx context.Context, e *env, n int) (Result, error) {
 	}
 	defer closeAll(cs)
 	path := fmt.Sprintf("bench/contended/%d", n)
+	// One bound for every Acquire of the warm-up and the run, not one
+	// context per call or per phase: coord's waiter watch lives on the
+	// context of the Acquire that started it, so cancelling that context
+	// loses wake-ups (see docs/performance.md).
+	actx, acancel := context.WithTimeout(ctx, 2*e.cfg.Duration+time.Minute)
+	defer acancel()
 	// Every agent waits once so that its waiter watch exists before timing.
-	if _, _, err := contend(ctx, cs, path, min(e.cfg.Duration/10, 200*time.Millisecond)); err != nil {
+	if _, _, _, _, err := contendTurns(ctx, actx, acancel, cs, path, min(e.cfg.Duration/10, 200*time.Millisecond)); err != nil {
 		return Result{}, err
 	}
-	waits, elapsed, turns, retries, err := contendTurns(ctx, cs, path, e.cfg.Duration)
+	waits, elapsed, turns, retries, err := contendTurns(ctx, actx, acancel, cs, path, e.cfg.Duration)
 	if err != nil {
 		return Result{}, err
 	}
@@ -193,30 +199,25 @@ func contended(ctx context.Context, e *env, n int) (Result, error) {
 	return r, nil
 }
 
-func contend(ctx context.Context, cs []*coord.Client, path string, d time.Duration) ([]time.Duration, time.Duration, error) {
-	w, e, _, _, err := contendTurns(ctx, cs, path, d)
-	return w, e, err
-}
-
 // contendTurns runs the agents for d; it returns each acquisition's wait,
 // the wall time, the turns per agent, and how many acquires failed with a
 // revision mismatch (coord gives up on its create after a few conflicts and
 // returns it; the agent retries, and the wait counts from the first try).
-func contendTurns(ctx context.Context, cs []*coord.Client, path string, d time.Duration) ([]time.Duration, time.Duration, []int, int64, error) {
+// Acquires run under actx, everything else under ctx; a failure calls
+// abort (which ends actx) so that agents blocked in Acquire stop too.
+func contendTurns(ctx, actx context.Context, abort func(), cs []*coord.Client, path string, d time.Duration) ([]time.Duration, time.Duration, []int, int64, error) {
 	var retries atomic.Int64
 	n := len(cs)
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
+	ctx, cancelCause := context.WithCancelCause(ctx)
+	defer cancelCause(nil)
+	cancel := func(err error) {
+		cancelCause(err)
+		abort()
+	}
 	waits := make([][]time.Duration, n)
 	turns := make([]int, n)
 	start := time.Now()
 	deadline := start.Add(d)
-	// One bound for every Acquire of the run, not one context per call:
-	// coord's waiter watch lives on the context of the Acquire that started
-	// it, so cancelling a per-call context loses wake-ups (see
-	// docs/performance.md).
-	actx, acancel := context.WithTimeout(ctx, d+time.Minute)
-	defer acancel()
 	var wg sync.WaitGroup
 	for w := range n {
 		wg.Add(1)
