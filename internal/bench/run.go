@@ -106,6 +106,13 @@ func Run(ctx context.Context, cfg Config, out io.Writer) ([]Result, error) {
 			errs = append(errs, perr)
 		}
 	}
+	if cfg.Small {
+		// Targets are set for the full sizes and durations; a verdict on a
+		// 200 ms smoke run would be noise.
+		for i := range rep.Results {
+			rep.Results[i].Target, rep.Results[i].Verdict = "", ""
+		}
+	}
 	var werr error
 	if cfg.JSON {
 		werr = writeJSON(out, rep)
