@@ -3,11 +3,11 @@ package bench
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -131,7 +131,7 @@ func fanoutCoord(ctx context.Context, subs []*coord.Client, pub *coord.Client, m
 	defer cancel()
 	lats := make([][]time.Duration, len(subs))
 	var wg sync.WaitGroup
-	var failed atomic.Value
+	failed := make([]error, len(subs)) // per subscriber
 	for i, c := range subs {
 		sub, err := c.Subscribe(ctx, "fanout")
 		if err != nil {
@@ -144,12 +144,12 @@ func fanoutCoord(ctx context.Context, subs []*coord.Client, pub *coord.Client, m
 			for len(lats[i]) < m {
 				b, ok := <-sub.C()
 				if !ok {
-					failed.Store(fmt.Errorf("subscriber %d: feed ended after %d of %d: %v", i, len(lats[i]), m, sub.Err()))
+					failed[i] = fmt.Errorf("subscriber %d: feed ended after %d of %d: %v", i, len(lats[i]), m, sub.Err())
 					return
 				}
 				t, err := sentAt([]byte(b.Message))
 				if err != nil {
-					failed.Store(err)
+					failed[i] = err
 					return
 				}
 				lats[i] = append(lats[i], time.Since(t))
@@ -169,8 +169,8 @@ func fanoutCoord(ctx context.Context, subs []*coord.Client, pub *coord.Client, m
 	if err != nil {
 		return stats{}, err
 	}
-	if v := failed.Load(); v != nil {
-		return stats{}, v.(error)
+	if err := errors.Join(failed...); err != nil {
+		return stats{}, err
 	}
 	var all []time.Duration
 	for _, l := range lats {
@@ -190,7 +190,7 @@ func fanoutFloor(ctx context.Context, e *env, jss []jetstream.JetStream, m int) 
 	subs := jss[1:]
 	lats := make([][]time.Duration, len(subs))
 	var wg sync.WaitGroup
-	var failed atomic.Value
+	failed := make([]error, len(subs)) // per subscriber
 	for i, js := range subs {
 		st, err := js.Stream(ctx, subjects.BroadcastStream)
 		if err != nil {
@@ -216,12 +216,12 @@ func fanoutFloor(ctx context.Context, e *env, jss []jetstream.JetStream, m int) 
 			for len(lats[i]) < m {
 				msg, err := it.Next()
 				if err != nil {
-					failed.Store(fmt.Errorf("floor subscriber %d: %w", i, err))
+					failed[i] = fmt.Errorf("floor subscriber %d: %w", i, err)
 					return
 				}
 				t, err := sentAt(msg.Data())
 				if err != nil {
-					failed.Store(err)
+					failed[i] = err
 					return
 				}
 				lats[i] = append(lats[i], time.Since(t))
@@ -241,8 +241,8 @@ func fanoutFloor(ctx context.Context, e *env, jss []jetstream.JetStream, m int) 
 	if err != nil {
 		return stats{}, err
 	}
-	if v := failed.Load(); v != nil {
-		return stats{}, v.(error)
+	if err := errors.Join(failed...); err != nil {
+		return stats{}, err
 	}
 	var all []time.Duration
 	for _, l := range lats {
