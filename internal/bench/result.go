@@ -59,8 +59,10 @@ type Report struct {
 	Server  string    `json:"server"`
 	Started time.Time `json:"started"`
 	Load    string    `json:"load,omitempty"`
-	Small   bool      `json:"small"`
-	Results []Result  `json:"results"`
+	// Machine is the Go version, OS/arch and CPUs this process saw.
+	Machine string   `json:"machine"`
+	Small   bool     `json:"small"`
+	Results []Result `json:"results"`
 }
 
 // stats summarises latencies (in any order; the slice is sorted).
@@ -137,9 +139,10 @@ func writeJSON(out io.Writer, rep Report) error {
 
 // writeTable prints rep as a human table.
 func writeTable(out io.Writer, rep Report) error {
-	fmt.Fprintf(out, "server: %s\n", rep.Server)
+	fmt.Fprintf(out, "server:  %s\n", rep.Server)
+	fmt.Fprintf(out, "machine: %s\n", rep.Machine)
 	if rep.Load != "" {
-		fmt.Fprintf(out, "load:   %s\n", rep.Load)
+		fmt.Fprintf(out, "load:    %s\n", rep.Load)
 	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "scenario\tsize\tops\tops/s\tp50\tp99\tfloor ops/s\tfloor p50\tratio\tresult\t")

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"runtime"
 	"strings"
 	"time"
 
@@ -60,7 +61,10 @@ func Run(ctx context.Context, cfg Config, out io.Writer) ([]Result, error) {
 	if cfg.Run != "" {
 		filter = regexp.MustCompile(cfg.Run)
 	}
-	rep := Report{Started: time.Now().UTC(), Load: loadAverage(), Small: cfg.Small}
+	rep := Report{
+		Started: time.Now().UTC(), Load: loadAverage(), Small: cfg.Small,
+		Machine: fmt.Sprintf("%s %s/%s, %d CPUs, GOMAXPROCS %d", runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.GOMAXPROCS(0)),
+	}
 	url := cfg.NATSURL
 	if url == "" {
 		srv, dir, err := startEmbedded()
