@@ -156,12 +156,16 @@ func writeTable(out io.Writer, rep Report) error {
 			floorRate, floorP50 = fmtRate(r.Floor.OpsPerSec), fmtUs(r.Floor.P50us)
 			ratio = fmt.Sprintf("%.2fx", r.Ratio)
 		}
+		p50, p99 := fmtUs(r.P50us), fmtUs(r.P99us)
+		if r.P50us == 0 && r.P99us == 0 {
+			p50, p99 = "-", "-" // a rate-only row (keepalive)
+		}
 		verdict := r.Verdict
 		if verdict == "" {
 			verdict = "-"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
-			r.Scenario, r.Size, r.Ops, fmtRate(r.OpsPerSec), fmtUs(r.P50us), fmtUs(r.P99us),
+			r.Scenario, r.Size, r.Ops, fmtRate(r.OpsPerSec), p50, p99,
 			floorRate, floorP50, ratio, verdict)
 	}
 	if err := tw.Flush(); err != nil {
