@@ -81,7 +81,7 @@ func handoff(ctx context.Context, e *env, n int) (Result, error) {
 	r.extra("archived_per_recipient", float64(len(archived)))
 	r.extra("pending_listing_ms", float64(listing)/float64(time.Millisecond))
 	r.setFloor("publish + get last message of its subject + publish expecting that sequence", f)
-	r.Note = "send -> recipient lists it -> accept; every accepted handoff stays archived, so later listings read more"
+	r.Note = "send -> recipient lists it -> accept; pending_listing_ms is one listing by a recipient with archived_per_recipient decided handoffs"
 	return r, nil
 }
 
