@@ -157,10 +157,13 @@ func (q *waitQueue) ensureWatch(ctx context.Context) error {
 		return wrapNATS(err)
 	}
 	q.w = w
+	// Listen for reconnects before any wait relies on the watch.
+	reconnected := q.c.nc.StatusChanged(nats.CONNECTED)
 	if !q.c.goTracked(func(cctx context.Context) {
 		defer cancel()
-		q.dispatch(cctx, w)
+		q.dispatch(cctx, w, reconnected)
 	}) {
+		q.c.nc.RemoveStatusListener(reconnected)
 		cancel()
 		_ = w.Stop()
 		q.w = nil
@@ -212,11 +215,10 @@ func (q *waitQueue) startWatch(ctx context.Context) (w *kvstore.Watcher, cancel 
 
 // dispatch wakes the wait whose key was deleted or expired. It drains the
 // watch promptly so the server never stalls on it.
-func (q *waitQueue) dispatch(ctx context.Context, w *kvstore.Watcher) {
+func (q *waitQueue) dispatch(ctx context.Context, w *kvstore.Watcher, reconnected chan nats.Status) {
 	// nats.go's watcher notices a restarted server only after its
 	// heartbeats go missing (about 20 s); watch again at once on reconnect
 	// and have every wait re-read where it stands.
-	reconnected := q.c.nc.StatusChanged(nats.CONNECTED)
 	defer q.c.nc.RemoveStatusListener(reconnected)
 	var cancels []context.CancelFunc // of the watches made after reconnects
 	defer func() {
@@ -874,6 +876,7 @@ func (c *Client) passOn(ctx context.Context, key string, rev uint64, rec claimRe
 				if err != nil {
 					return wrapNATS(err)
 				}
+				c.markHeld(key) // our next try starts with a read
 				gone, err := c.notifyWaiter(ctx, w, &wakeup{Revision: nrev, Lease: next.Lease, ClaimedAt: next.ClaimedAt, Next: successor})
 				if err != nil {
 					return err

@@ -108,7 +108,10 @@ func (c *Client) Watch(ctx context.Context, paths ...string) (*ClaimWatch, error
 		return nil, wrapNATS(err)
 	}
 	w := &ClaimWatch{c: make(chan ClaimEvent, 64), stop: stop, done: make(chan struct{})}
-	if !c.goTracked(func(cctx context.Context) { c.runWatch(wctx, cctx, kw, filters, w) }) {
+	// Listen for reconnects before returning, so none is missed.
+	reconnected := c.nc.StatusChanged(nats.CONNECTED)
+	if !c.goTracked(func(cctx context.Context) { c.runWatch(wctx, cctx, kw, filters, reconnected, w) }) {
+		c.nc.RemoveStatusListener(reconnected)
 		stop()
 		_ = kw.Stop()
 		return nil, ErrClosed
@@ -116,7 +119,7 @@ func (c *Client) Watch(ctx context.Context, paths ...string) (*ClaimWatch, error
 	return w, nil
 }
 
-func (c *Client) runWatch(ctx, clientCtx context.Context, kw *kvstore.Watcher, filters []string, w *ClaimWatch) {
+func (c *Client) runWatch(ctx, clientCtx context.Context, kw *kvstore.Watcher, filters []string, reconnected chan nats.Status, w *ClaimWatch) {
 	defer close(w.done)
 	defer close(w.c)
 	defer func() { _ = kw.Stop() }()
@@ -139,7 +142,6 @@ func (c *Client) runWatch(ctx, clientCtx context.Context, kw *kvstore.Watcher, f
 	// nats.go's watcher notices a restarted server only after missed
 	// heartbeats (about 20 s): on reconnect, watch again, replay the
 	// current state and report what changed meanwhile.
-	reconnected := c.nc.StatusChanged(nats.CONNECTED)
 	defer c.nc.RemoveStatusListener(reconnected)
 	// live remembers the last claim seen on each key, so that the server's
 	// expiry of an already-released key's marker is not reported as an

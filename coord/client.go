@@ -38,8 +38,9 @@ type Client struct {
 	queue *waitQueue
 
 	mu     sync.Mutex
-	leases map[string]*lease // claim key -> lease held by this client
-	hints  map[string]uint64 // claim key -> revision of the marker we left
+	leases map[string]*lease    // claim key -> lease held by this client
+	hints  map[string]uint64    // claim key -> revision of the marker we left
+	held   map[string]time.Time // claim key -> when we saw another agent hold it
 	closed bool
 
 	lazy lazyResources

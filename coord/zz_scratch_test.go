@@ -1,10 +1,10 @@
 package coord
 
 import (
-	"os"
-	"github.com/nats-io/nats.go"
 	"context"
 	"fmt"
+	"github.com/nats-io/nats.go"
+	"os"
 	"sort"
 	"sync"
 	"testing"

@@ -15,6 +15,9 @@ type Config struct {
 	// NATSURL is an external server; empty starts an embedded one in this
 	// process (store in a temporary directory).
 	NATSURL string
+	// TCP makes clients of the embedded server connect over loopback TCP
+	// instead of in-process (the sidecar's clients are in-process).
+	TCP bool
 	// JSON prints the results as JSON instead of a table.
 	JSON bool
 	// Small replaces every size with a tiny preset (CI smoke run).
@@ -134,6 +137,7 @@ func Flags(fs *flag.FlagSet) *Config {
 	cfg := DefaultConfig()
 	fs.StringVar(&cfg.NATSURL, "nats", "", "NATS URL of an external server (default: embedded server in this process)")
 	fs.BoolVar(&cfg.JSON, "json", false, "print results as JSON")
+	fs.BoolVar(&cfg.TCP, "tcp", false, "with the embedded server, connect over loopback TCP instead of in-process (as the sidecar's agents do)")
 	fs.BoolVar(&cfg.Small, "small", false, "run every scenario at tiny sizes (smoke run, well under a minute; overrides the size flags)")
 	fs.StringVar(&cfg.Run, "run", "", "run only scenarios whose name matches this regular expression")
 	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "measuring time per timed scenario and size (coord and floor each)")

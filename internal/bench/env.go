@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -22,14 +23,18 @@ type env struct {
 	ns       string
 	nsTok    string
 	embedded bool
-	nc       *nats.Conn
-	js       jetstream.JetStream
-	agents   int // agent IDs handed out so far
-	mu       sync.Mutex
+	// inproc, when set, is the embedded server the clients connect to
+	// in-process (no socket), as the sidecar's agents do.
+	inproc *server.Server
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	agents int // agent IDs handed out so far
+	mu     sync.Mutex
 }
 
-func newEnv(ctx context.Context, cfg Config, url string) (*env, error) {
-	nc, err := nats.Connect(url, nats.Name("coordbench admin"))
+func newEnv(ctx context.Context, cfg Config, url string, inproc *server.Server) (*env, error) {
+	e := &env{cfg: cfg, url: url, inproc: inproc}
+	nc, err := e.dial("coordbench admin")
 	if err != nil {
 		return nil, fmt.Errorf("bench: connecting to %s: %w", url, err)
 	}
@@ -38,8 +43,23 @@ func newEnv(ctx context.Context, cfg Config, url string) (*env, error) {
 		nc.Close()
 		return nil, fmt.Errorf("bench: %w", err)
 	}
-	ns := newNamespace()
-	return &env{cfg: cfg, url: url, ns: ns, nsTok: subjects.EncodeToken(ns), nc: nc, js: js}, nil
+	e.ns = newNamespace()
+	e.nsTok, e.nc, e.js = subjects.EncodeToken(e.ns), nc, js
+	return e, nil
+}
+
+// natsOptions are the connection options of every client of the run.
+func (e *env) natsOptions(name string) []nats.Option {
+	opts := []nats.Option{nats.Name(name)}
+	if e.inproc != nil {
+		opts = append(opts, nats.InProcessServer(e.inproc))
+	}
+	return opts
+}
+
+// dial opens a connection to the run's server.
+func (e *env) dial(name string) (*nats.Conn, error) {
+	return nats.Connect(e.url, e.natsOptions(name)...)
 }
 
 // close purges the namespace and closes the admin connection.
@@ -71,7 +91,7 @@ func (e *env) clients(ctx context.Context, n int, prefix string, opts ...coord.O
 	cs := make([]*coord.Client, n)
 	err := parallel(ctx, n, 16, func(ctx context.Context, i int) error {
 		o := append([]coord.Option{coord.WithAgent(e.agentID(prefix)), coord.WithNamespace(e.ns),
-			coord.WithNATSOptions(nats.Name("coordbench"))}, opts...)
+			coord.WithNATSOptions(e.natsOptions("coordbench")...)}, opts...)
 		c, err := coord.Connect(ctx, e.url, o...)
 		if err != nil {
 			return err
@@ -115,7 +135,7 @@ func (e *env) rawConns(n int) ([]jetstream.JetStream, func(), error) {
 	}
 	out := make([]jetstream.JetStream, 0, n)
 	for range n {
-		nc, err := nats.Connect(e.url, nats.Name("coordbench floor"))
+		nc, err := e.dial("coordbench floor")
 		if err != nil {
 			closeConns()
 			return nil, nil, fmt.Errorf("connecting: %w", err)

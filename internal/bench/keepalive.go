@@ -34,7 +34,7 @@ func runKeepalive(ctx context.Context, e *env) ([]Result, error) {
 		}
 	}()
 	for range cap(conns) {
-		nc, err := nats.Connect(e.url, nats.Name("coordbench keepalive"))
+		nc, err := e.dial("coordbench keepalive")
 		if err != nil {
 			return nil, err
 		}

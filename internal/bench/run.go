@@ -67,6 +67,7 @@ func Run(ctx context.Context, cfg Config, out io.Writer) ([]Result, error) {
 		Machine: fmt.Sprintf("%s %s/%s, %d CPUs, GOMAXPROCS %d", runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.GOMAXPROCS(0)),
 	}
 	url := cfg.NATSURL
+	var inproc *server.Server
 	if url == "" {
 		srv, dir, err := startEmbedded()
 		if err != nil {
@@ -78,11 +79,17 @@ func Run(ctx context.Context, cfg Config, out io.Writer) ([]Result, error) {
 			os.RemoveAll(dir)
 		}()
 		url = srv.ClientURL()
-		rep.Server = "embedded nats-server " + server.VERSION + " in this process (" + url + ", file store)"
+		how := "in-process connections, as the sidecar's agents"
+		if cfg.TCP {
+			how = "loopback TCP connections"
+		} else {
+			inproc = srv
+		}
+		rep.Server = "embedded nats-server " + server.VERSION + " in this process (" + url + ", file store, " + how + ")"
 	} else {
 		rep.Server = "external " + url
 	}
-	e, err := newEnv(ctx, cfg, url)
+	e, err := newEnv(ctx, cfg, url, inproc)
 	if err != nil {
 		return nil, err
 	}
