@@ -69,6 +69,10 @@ func Options(cfg Config) (*server.Options, error) {
 		HTTPHost:   host,
 		HTTPPort:   cfg.HTTPPort,
 	}
+	// Every client blocked in Acquire (and every KV watch) holds a
+	// consumer; the server's default of 1,000 per stream would cap the
+	// number of agents waiting at once.
+	opts.JetStreamLimits.DefaultMaxConsumers = -1
 	if cfg.ClusterName != "" {
 		if cfg.ServerName == "" {
 			return nil, errors.New("embedded: a cluster member needs a ServerName")
