@@ -133,7 +133,11 @@ func (r claimRecord) encode() []byte {
 // decodeClaim parses a stored claim; a value that does not parse (or lacks
 // the fields every claim has) gives ErrBadValue naming the key.
 func decodeClaim(key string, v []byte) (claimRecord, error) {
-	var r claimRecord
+	r, ok := parseClaimRecord(v)
+	if ok && r.Agent != "" && r.Lease != "" && r.TTLSeconds > 0 {
+		return r, nil
+	}
+	r = claimRecord{}
 	if err := json.Unmarshal(v, &r); err != nil {
 		return r, fmt.Errorf("%w: claim %s: %v", ErrBadValue, key, err)
 	}
@@ -517,23 +521,33 @@ func (c *Client) ListChecked(ctx context.Context) ([]Claim, []error, error) {
 	}
 	ctx, cancel := withDefaultTimeout(ctx)
 	defer cancel()
-	entries, err := c.claims.List(ctx, filter)
-	if err != nil {
-		return nil, nil, wrapNATS(err)
-	}
-	out := make([]Claim, 0, len(entries))
+	prefix := filter[:len(filter)-1] // "<ns>."
+	var out []Claim
 	var bad []error
-	for _, e := range entries {
+	// Decode while the watch delivers: the work overlaps the transfer.
+	err = c.claims.ListFunc(ctx, filter, func(e kvstore.Entry) {
 		rec, err := decodeClaim(e.Key, e.Value)
 		if err != nil {
 			c.log.Warn().Err(err).Str("key", e.Key).Msg("skipping unreadable claim")
 			bad = append(bad, err)
-			continue
+			return
 		}
-		if _, p, perr := subjects.ParseClaimKey(e.Key); perr == nil {
-			rec.Path = p // the key is authoritative for the path
+		// The key is authoritative for the path: a record that names
+		// another path (written by hand) is listed under its key's.
+		if rec.Path == "" || prefix+subjects.PathTokens(rec.Path) != e.Key {
+			_, p, perr := subjects.ParseClaimKey(e.Key)
+			if perr != nil {
+				err := fmt.Errorf("%w: claim key %s: %v", ErrBadValue, e.Key, perr)
+				c.log.Warn().Err(err).Msg("skipping claim with an unreadable key")
+				bad = append(bad, err)
+				return
+			}
+			rec.Path = p
 		}
 		out = append(out, c.claimFromRecord(rec, e))
+	})
+	if err != nil {
+		return nil, nil, wrapNATS(err)
 	}
 	return out, bad, nil
 }
