@@ -82,11 +82,18 @@ func renewInterval(l *lease) time.Duration { return l.rec.ttl() / 3 }
 // renewal is never later than a third of its TTL): renewals of many claims,
 // across the clients of a process, then go out together, and their writes
 // share flushes and wake-ups instead of costing one each.
-const renewTick = 250 * time.Millisecond
+// The grid is a second for leases renewed every few seconds or more, and a
+// quarter second for short ones (so rounding down costs little).
+const renewTick, shortRenewTick = time.Second, 250 * time.Millisecond
 
 func nextRenewal(l *lease, from time.Time) time.Time {
-	at := from.Add(renewInterval(l))
-	if aligned := at.Truncate(renewTick); aligned.After(from) {
+	every := renewInterval(l)
+	tick := renewTick
+	if every < 4*renewTick {
+		tick = shortRenewTick
+	}
+	at := from.Add(every)
+	if aligned := at.Truncate(tick); aligned.After(from) {
 		return aligned
 	}
 	return at
