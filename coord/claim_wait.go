@@ -71,13 +71,19 @@ func (c *Client) Acquire(ctx context.Context, path string, opts ...ClaimOption) 
 	if err != nil {
 		return nil, err
 	}
-	cl, err := c.tryAcquire(ctx, key, clean, o)
-	if !errors.Is(err, ErrClaimed) {
-		return cl, err
-	}
-	var seen kvstore.Entry // the holder as the try read it, if it did
-	if ce := (*ClaimedError)(nil); errors.As(err, &ce) {
-		seen = ce.entry
+	// A client that has just handed this claim to a waiter knows it is
+	// held: it queues at once (the wait reads the key after queueing, so a
+	// release in between is not missed). Only Acquire may skip the read;
+	// TryAcquire must answer from the key as it is.
+	seen, handed := c.handedOver(key)
+	if !handed {
+		cl, err := c.tryAcquire(ctx, key, clean, o)
+		if !errors.Is(err, ErrClaimed) {
+			return cl, err
+		}
+		if ce := (*ClaimedError)(nil); errors.As(err, &ce) {
+			seen = ce.entry // the holder as the try read it
+		}
 	}
 	unlock, err := c.queue.lockKey(ctx, key)
 	if err != nil {
@@ -816,6 +822,32 @@ func (c *Client) notifyWaiter(ctx context.Context, w waiterRef, grant *wakeup) (
 	return false, fmt.Errorf("coord: waking waiter %s: too much contention", w.key)
 }
 
+// handedFor is how long a claim this client handed to a waiter is assumed
+// to be held, for its next Acquire of the same path.
+const handedFor = 100 * time.Millisecond
+
+func (c *Client) noteHandedOver(key string, e kvstore.Entry) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.handed == nil || len(c.handed) >= maxHints {
+		c.handed = make(map[string]kvstore.Entry)
+	}
+	c.handed[key] = e
+}
+
+// handedOver returns the claim as this client handed it over, if that was
+// within handedFor, and forgets it (it is good for one Acquire).
+func (c *Client) handedOver(key string) (kvstore.Entry, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.handed[key]
+	if !ok {
+		return kvstore.Entry{}, false
+	}
+	delete(c.handed, key)
+	return e, time.Since(e.Created) < handedFor
+}
+
 // passOptions adjust passOn.
 type passOptions struct {
 	// behalf: the holding is not ours (a waiter left after being granted).
@@ -877,6 +909,7 @@ func (c *Client) passOn(ctx context.Context, key string, rev uint64, rec claimRe
 					return wrapNATS(err)
 				}
 				c.markHeld(key) // our next try starts with a read
+				c.noteHandedOver(key, kvstore.Entry{Key: key, Value: next.encode(), Revision: nrev, Created: time.Now()})
 				gone, err := c.notifyWaiter(ctx, w, &wakeup{Revision: nrev, Lease: next.Lease, ClaimedAt: next.ClaimedAt, Next: successor})
 				if err != nil {
 					return err

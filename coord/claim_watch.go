@@ -148,7 +148,10 @@ func (c *Client) runWatch(ctx, clientCtx context.Context, kw *kvstore.Watcher, f
 	// expiry, and releases can say what was released.
 	live := make(map[string]watched)
 	synced := false
-	var seen map[string]bool // keys present in a resync's replay
+	var seen map[string]bool     // keys present in a resync's replay
+	var rewatch <-chan time.Time // set while a watch after reconnect is due
+	cancelWatch := func() {}     // ends the current watch's context
+	defer func() { cancelWatch() }()
 	for {
 		var (
 			e    kvstore.Event
@@ -162,13 +165,30 @@ func (c *Client) runWatch(ctx, clientCtx context.Context, kw *kvstore.Watcher, f
 			end(ErrClosed)
 			return
 		case <-reconnected:
-			nw, err := c.claims.Watch(ctx, filters)
+			rewatch = time.After(0)
+			continue
+		case <-rewatch:
+			// Right after a restart JetStream may not answer yet: try
+			// again shortly rather than keep the stale watch.
+			rewatch = nil
+			// nats.go ends a watch when the context it was made with ends,
+			// so the attempt's bound cancels it only if it times out.
+			wctx, wcancel := context.WithCancel(ctx)
+			attempt := time.AfterFunc(2*time.Second, wcancel)
+			nw, err := c.claims.Watch(wctx, filters)
+			if !attempt.Stop() && err == nil {
+				_ = nw.Stop()
+				err = context.DeadlineExceeded
+			}
 			if err != nil {
-				c.log.Warn().Err(err).Msg("could not watch claims again after reconnect; keeping the old watch")
+				wcancel()
+				c.log.Debug().Err(err).Msg("could not watch claims again after reconnect; retrying")
+				rewatch = time.After(250 * time.Millisecond)
 				continue
 			}
 			_ = kw.Stop()
-			kw, synced, seen = nw, false, make(map[string]bool)
+			cancelWatch()
+			kw, cancelWatch, synced, seen = nw, wcancel, false, make(map[string]bool)
 			continue
 		case raw, ok := <-kw.C():
 			e, open = kvstore.Convert(raw), ok

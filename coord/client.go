@@ -38,9 +38,10 @@ type Client struct {
 	queue *waitQueue
 
 	mu     sync.Mutex
-	leases map[string]*lease    // claim key -> lease held by this client
-	hints  map[string]uint64    // claim key -> revision of the marker we left
-	held   map[string]time.Time // claim key -> when we saw another agent hold it
+	leases map[string]*lease        // claim key -> lease held by this client
+	hints  map[string]uint64        // claim key -> revision of the marker we left
+	held   map[string]time.Time     // claim key -> when we saw another agent hold it
+	handed map[string]kvstore.Entry // claim key -> as we just handed it to a waiter
 	closed bool
 
 	lazy lazyResources
