@@ -22,7 +22,9 @@ test:
 test-short:
 	$(GO) test -race -short -count=1 $(PKGS)
 
-# Benchmarks beside the raw JetStream floors they are built from.
+# Benchmarks beside the raw JetStream floors they are built from. They connect
+# in-process to the embedded server, as the sidecar's agents do;
+# COORD_BENCH_TCP=1 make bench measures over loopback TCP instead.
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s -count 1 ./coord/ ./kvstore/
 
