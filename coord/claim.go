@@ -122,6 +122,9 @@ func (r claimRecord) token(rev uint64) uint64 {
 }
 
 func (r claimRecord) encode() []byte {
+	if b, ok := r.appendFast(make([]byte, 0, 256)); ok {
+		return b
+	}
 	b, err := json.Marshal(r)
 	if err != nil {
 		// claimRecord has only plain fields: Marshal cannot fail.
