@@ -580,14 +580,22 @@ func (q *waitQueue) wait(ctx context.Context, key, clean string, o claimOptions,
 				}
 				wrev = 0 // the releaser deleted our key
 				if wu.Revision != 0 && wu.Lease == wrec.Lease {
-					// The note on the delete is our grant: the claim was
-					// written over to our lease at wu.Revision.
-					rec := claimRecord{
-						Path: clean, Agent: wrec.Agent, Reason: wrec.Reason,
-						ClaimedAt: wu.ClaimedAt, TTLSeconds: wrec.TTLSeconds,
-						Client: c.id, Lease: wrec.Lease, Waiters: true,
+					// The note on the delete says the claim was written
+					// over to our lease. Anyone who may write waiter keys
+					// could forge such a note (with any token), so the
+					// claim key itself is read once (a direct get on a
+					// single-replica bucket): only a record carrying our
+					// lease makes us the holder, with its revision as token.
+					e, err := c.claims.Last(ctx, key)
+					if err != nil || !e.Live() {
+						break waiting
 					}
-					cl := c.hold(key, wu.Revision, rec, minTime(wu.ClaimedAt, time.Now()))
+					rec, err := decodeClaim(key, e.Value)
+					if err != nil || rec.Lease != wrec.Lease {
+						c.log.Warn().Str("path", clean).Msg("grant note not backed by the claim; still waiting")
+						break waiting
+					}
+					cl := c.hold(key, e.Revision, rec, minTime(wu.ClaimedAt, time.Now()))
 					if wu.Next != nil {
 						cl.lease.setSuccessor(waiterRef{key: wu.Next.Key, rev: wu.Next.Rev, rec: wu.Next.Rec})
 					} else {
