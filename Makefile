@@ -4,7 +4,7 @@ PKGS    ?= ./...
 BIN     ?= bin/coord-agent
 RUN_ARGS ?=
 
-.PHONY: all build run test test-short bench lint fmt vet clean
+.PHONY: all build run test test-short bench bench-scenarios bench-smoke lint fmt vet clean
 
 all: lint test
 
@@ -22,9 +22,19 @@ test:
 test-short:
 	$(GO) test -race -short -count=1 $(PKGS)
 
-# Benchmarks beside the raw JetStream floors they are built from.
+# Benchmarks beside the raw JetStream floors they are built from. They connect
+# in-process to the embedded server, as the sidecar's agents do;
+# COORD_BENCH_TCP=1 make bench measures over loopback TCP instead.
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s -count 1 ./coord/ ./kvstore/
+
+# coord-agent bench: the scenario table (full sizes; see docs/performance.md).
+bench-scenarios: build
+	./$(BIN) bench $(BENCH_FLAGS)
+
+# The same at tiny sizes, end to end (CI runs it so the command cannot rot).
+bench-smoke: build
+	./$(BIN) bench --small
 
 lint: vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -122,6 +122,9 @@ func (r claimRecord) token(rev uint64) uint64 {
 }
 
 func (r claimRecord) encode() []byte {
+	if b, ok := r.appendFast(make([]byte, 0, 256)); ok {
+		return b
+	}
 	b, err := json.Marshal(r)
 	if err != nil {
 		// claimRecord has only plain fields: Marshal cannot fail.
@@ -133,7 +136,11 @@ func (r claimRecord) encode() []byte {
 // decodeClaim parses a stored claim; a value that does not parse (or lacks
 // the fields every claim has) gives ErrBadValue naming the key.
 func decodeClaim(key string, v []byte) (claimRecord, error) {
-	var r claimRecord
+	r, ok := parseClaimRecord(v)
+	if ok && r.Agent != "" && r.Lease != "" && r.TTLSeconds > 0 {
+		return r, nil
+	}
+	r = claimRecord{}
 	if err := json.Unmarshal(v, &r); err != nil {
 		return r, fmt.Errorf("%w: claim %s: %v", ErrBadValue, key, err)
 	}
@@ -242,8 +249,29 @@ func (c *Client) tryAcquire(ctx context.Context, key, clean string, o claimOptio
 		Lease:      uuid.NewString(),
 	}
 	for attempt := 0; attempt < 16; attempt++ {
+		hint := c.hint(key)
+		if attempt == 0 && c.seenHeld(key) {
+			// Recently held by someone else: a read answers "claimed by X"
+			// in one round trip (a failing create would need a read too),
+			// and tells a create over a marker which revision to expect.
+			e, err := c.claims.Last(ctx, key)
+			switch {
+			case errors.Is(err, kvstore.ErrNotFound):
+				hint = 0
+			case err != nil:
+				return nil, wrapNATS(err)
+			case e.Live():
+				cl, err, done := c.onHeld(ctx, key, clean, e, o)
+				if done {
+					return cl, err
+				}
+				continue
+			default:
+				hint = e.Revision
+			}
+		}
 		sent := time.Now()
-		rev, err := c.claims.CreateAfter(ctx, key, rec.encode(), o.ttl, c.hint(key))
+		rev, err := c.claims.CreateAfter(ctx, key, rec.encode(), o.ttl, hint)
 		if err == nil {
 			return c.hold(key, rev, rec, sent), nil
 		}
@@ -256,23 +284,33 @@ func (c *Client) tryAcquire(ctx context.Context, key, clean string, o claimOptio
 		if !errors.As(err, &exists) {
 			return nil, wrapNATS(err)
 		}
-		cur, derr := decodeClaim(key, exists.Entry.Value)
-		if derr != nil {
-			return nil, derr
+		cl, err, done := c.onHeld(ctx, key, clean, exists.Entry, o)
+		if done {
+			return cl, err
 		}
-		if cur.Agent != c.opts.agent {
-			return nil, &ClaimedError{Path: clean, Owner: cur.Agent, Claim: c.claimFromRecord(cur, exists.Entry), entry: exists.Entry}
-		}
-		// Re-claim by the holding agent renews the existing lease.
-		cl, err := c.reclaim(ctx, key, exists.Entry, cur, o)
-		if errors.Is(err, kvstore.ErrRevisionMismatch) {
-			continue
-		}
-		return cl, err
 	}
 	// Every attempt found the path held or changing hands: to the caller
 	// (and to Acquire, which then queues) it is claimed.
 	return nil, fmt.Errorf("%w: %s kept changing hands; gave up after %d attempts", ErrClaimed, clean, 16)
+}
+
+// onHeld answers a try that found the key live: ClaimedError naming
+// another agent, or a renewal if this agent holds it (the seed's re-claim
+// rule). done is false when the key moved on and the try should go again.
+func (c *Client) onHeld(ctx context.Context, key, clean string, e kvstore.Entry, o claimOptions) (cl *Claim, err error, done bool) {
+	cur, err := decodeClaim(key, e.Value)
+	if err != nil {
+		return nil, err, true
+	}
+	if cur.Agent != c.opts.agent {
+		c.markHeld(key)
+		return nil, &ClaimedError{Path: clean, Owner: cur.Agent, Claim: c.claimFromRecord(cur, e), entry: e}, true
+	}
+	cl, err = c.reclaim(ctx, key, e, cur, o)
+	if errors.Is(err, kvstore.ErrRevisionMismatch) {
+		return nil, nil, false
+	}
+	return cl, err, true
 }
 
 // reclaim renews a claim this agent holds (perhaps through another client,
@@ -307,6 +345,9 @@ func (c *Client) reclaim(ctx context.Context, key string, e kvstore.Entry, cur c
 
 // hold registers a lease this client now holds and starts keeping it alive.
 func (c *Client) hold(key string, rev uint64, rec claimRecord, sent time.Time) *Claim {
+	c.mu.Lock()
+	delete(c.held, key)
+	c.mu.Unlock()
 	l := &lease{
 		c:        c,
 		key:      key,
@@ -483,23 +524,33 @@ func (c *Client) ListChecked(ctx context.Context) ([]Claim, []error, error) {
 	}
 	ctx, cancel := withDefaultTimeout(ctx)
 	defer cancel()
-	entries, err := c.claims.List(ctx, filter)
-	if err != nil {
-		return nil, nil, wrapNATS(err)
-	}
-	out := make([]Claim, 0, len(entries))
+	prefix := filter[:len(filter)-1] // "<ns>."
+	var out []Claim
 	var bad []error
-	for _, e := range entries {
+	// Decode while the watch delivers: the work overlaps the transfer.
+	err = c.claims.ListFunc(ctx, filter, func(e kvstore.Entry) {
 		rec, err := decodeClaim(e.Key, e.Value)
 		if err != nil {
 			c.log.Warn().Err(err).Str("key", e.Key).Msg("skipping unreadable claim")
 			bad = append(bad, err)
-			continue
+			return
 		}
-		if _, p, perr := subjects.ParseClaimKey(e.Key); perr == nil {
-			rec.Path = p // the key is authoritative for the path
+		// The key is authoritative for the path: a record that names
+		// another path (written by hand) is listed under its key's.
+		if rec.Path == "" || prefix+subjects.PathTokens(rec.Path) != e.Key {
+			_, p, perr := subjects.ParseClaimKey(e.Key)
+			if perr != nil {
+				err := fmt.Errorf("%w: claim key %s: %v", ErrBadValue, e.Key, perr)
+				c.log.Warn().Err(err).Msg("skipping claim with an unreadable key")
+				bad = append(bad, err)
+				return
+			}
+			rec.Path = p
 		}
 		out = append(out, c.claimFromRecord(rec, e))
+	})
+	if err != nil {
+		return nil, nil, wrapNATS(err)
 	}
 	return out, bad, nil
 }
@@ -541,6 +592,28 @@ func (c *Client) setHint(key string, rev uint64) {
 		clear(c.hints)
 	}
 	c.hints[key] = rev
+	delete(c.held, key)
+}
+
+// heldFor is how long a key seen held by another agent is assumed to be
+// held still, so that a try starts with a read rather than a create.
+const heldFor = 10 * time.Second
+
+// markHeld notes that key is held by another agent (seen, or handed over).
+func (c *Client) markHeld(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.held == nil || len(c.held) >= maxHints {
+		c.held = make(map[string]time.Time)
+	}
+	c.held[key] = time.Now()
+}
+
+func (c *Client) seenHeld(key string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	at, ok := c.held[key]
+	return ok && time.Since(at) < heldFor
 }
 
 // errReleased is the lease's end state after a clean Release.

@@ -71,13 +71,19 @@ func (c *Client) Acquire(ctx context.Context, path string, opts ...ClaimOption) 
 	if err != nil {
 		return nil, err
 	}
-	cl, err := c.tryAcquire(ctx, key, clean, o)
-	if !errors.Is(err, ErrClaimed) {
-		return cl, err
-	}
-	var seen kvstore.Entry // the holder as the try read it, if it did
-	if ce := (*ClaimedError)(nil); errors.As(err, &ce) {
-		seen = ce.entry
+	// A client that has just handed this claim to a waiter knows it is
+	// held: it queues at once (the wait reads the key after queueing, so a
+	// release in between is not missed). Only Acquire may skip the read;
+	// TryAcquire must answer from the key as it is.
+	seen, handed := c.handedOver(key)
+	if !handed {
+		cl, err := c.tryAcquire(ctx, key, clean, o)
+		if !errors.Is(err, ErrClaimed) {
+			return cl, err
+		}
+		if ce := (*ClaimedError)(nil); errors.As(err, &ce) {
+			seen = ce.entry // the holder as the try read it
+		}
 	}
 	unlock, err := c.queue.lockKey(ctx, key)
 	if err != nil {
@@ -152,12 +158,19 @@ func (q *waitQueue) ensureWatch(ctx context.Context) error {
 	if q.w != nil {
 		return nil
 	}
-	w, err := q.c.waiters.Watch(ctx, []string{subjects.WaiterClientFilter(q.c.id)}, kvstore.UpdatesOnly())
+	w, cancel, err := q.startWatch(ctx)
 	if err != nil {
 		return wrapNATS(err)
 	}
 	q.w = w
-	if !q.c.goTracked(func(cctx context.Context) { q.dispatch(cctx, w) }) {
+	// Listen for reconnects before any wait relies on the watch.
+	reconnected := q.c.nc.StatusChanged(nats.CONNECTED)
+	if !q.c.goTracked(func(cctx context.Context) {
+		defer cancel()
+		q.dispatch(cctx, w, reconnected)
+	}) {
+		q.c.nc.RemoveStatusListener(reconnected)
+		cancel()
 		_ = w.Stop()
 		q.w = nil
 		return ErrClosed
@@ -165,14 +178,60 @@ func (q *waitQueue) ensureWatch(ctx context.Context) error {
 	return nil
 }
 
+// watchAttempt bounds one try at creating the watch. On a cluster that has
+// just lost a node, the server can place the watch's consumer on that node
+// and never answer the create; a new try is placed on a live one.
+const watchAttempt = 3 * time.Second
+
+// startWatch creates the watch on the client's waiter keys, retrying
+// unanswered creates (and unavailability) until ctx ends. The watch lives until the client
+// closes or cancel is called: nats.go unsubscribes a watch when the context
+// it was created with ends, so it must not be the caller's (an Acquire's
+// deadline would silently end every other wait's wake-ups).
+func (q *waitQueue) startWatch(ctx context.Context) (w *kvstore.Watcher, cancel context.CancelFunc, err error) {
+	retry := time.NewTimer(0)
+	defer retry.Stop()
+	for {
+		wctx, wcancel := context.WithCancel(q.c.ctx)
+		attempt := time.AfterFunc(watchAttempt, wcancel)
+		detach := context.AfterFunc(ctx, wcancel)
+		w, err = q.c.waiters.Watch(wctx, []string{subjects.WaiterClientFilter(q.c.id)}, kvstore.UpdatesOnly())
+		timedOut := !attempt.Stop()
+		callerDone := !detach()
+		if err == nil && !timedOut && !callerDone {
+			return w, wcancel, nil
+		}
+		wcancel()
+		if err == nil {
+			_ = w.Stop()
+			err = context.DeadlineExceeded
+		}
+		if ctx.Err() != nil || !(timedOut || errors.Is(err, kvstore.ErrUnavailable)) {
+			return nil, nil, err // the caller's end, or a lasting error
+		}
+		q.c.log.Debug().Err(err).Msg("creating the waiter watch failed; retrying")
+		retry.Reset(100 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			return nil, nil, err
+		case <-retry.C:
+		}
+	}
+}
+
 // dispatch wakes the wait whose key was deleted or expired. It drains the
 // watch promptly so the server never stalls on it.
-func (q *waitQueue) dispatch(ctx context.Context, w *kvstore.Watcher) {
+func (q *waitQueue) dispatch(ctx context.Context, w *kvstore.Watcher, reconnected chan nats.Status) {
 	// nats.go's watcher notices a restarted server only after its
 	// heartbeats go missing (about 20 s); watch again at once on reconnect
 	// and have every wait re-read where it stands.
-	reconnected := q.c.nc.StatusChanged(nats.CONNECTED)
 	defer q.c.nc.RemoveStatusListener(reconnected)
+	var cancels []context.CancelFunc // of the watches made after reconnects
+	defer func() {
+		for _, cancel := range cancels {
+			cancel()
+		}
+	}()
 	defer func() {
 		q.mu.Lock()
 		if q.w == w {
@@ -187,7 +246,14 @@ func (q *waitQueue) dispatch(ctx context.Context, w *kvstore.Watcher) {
 		case <-ctx.Done():
 			return
 		case <-reconnected:
-			nw, err := q.c.waiters.Watch(ctx, []string{subjects.WaiterClientFilter(q.c.id)}, kvstore.UpdatesOnly())
+			// Bounded: right after a node is lost the create can go
+			// unanswered, and this goroutine delivers every wake-up.
+			rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
+			nw, ncancel, err := q.startWatch(rctx)
+			rcancel()
+			if err == nil {
+				cancels = append(cancels, ncancel)
+			}
 			if err != nil {
 				q.c.log.Warn().Err(err).Msg("could not watch waiter keys again after reconnect; keeping the old watch")
 			} else {
@@ -514,15 +580,27 @@ func (q *waitQueue) wait(ctx context.Context, key, clean string, o claimOptions,
 				}
 				wrev = 0 // the releaser deleted our key
 				if wu.Revision != 0 && wu.Lease == wrec.Lease {
-					// The note on the delete is our grant: the claim was
-					// written over to our lease at wu.Revision.
-					rec := claimRecord{
-						Path: clean, Agent: wrec.Agent, Reason: wrec.Reason,
-						ClaimedAt: wu.ClaimedAt, TTLSeconds: wrec.TTLSeconds,
-						Client: c.id, Lease: wrec.Lease, Waiters: true,
+					// The note on the delete says the claim was written
+					// over to our lease. Anyone who may write waiter keys
+					// could forge such a note (with any token), so the
+					// claim key itself is read once (a direct get on a
+					// single-replica bucket): only a record carrying our
+					// lease makes us the holder, with its revision as token.
+					e, err := c.claims.Last(ctx, key)
+					if err != nil || !e.Live() {
+						break waiting
 					}
-					cl := c.hold(key, wu.Revision, rec, minTime(wu.ClaimedAt, time.Now()))
-					cl.lease.prefetchSuccessor()
+					rec, err := decodeClaim(key, e.Value)
+					if err != nil || rec.Lease != wrec.Lease {
+						c.log.Warn().Str("path", clean).Msg("grant note not backed by the claim; still waiting")
+						break waiting
+					}
+					cl := c.hold(key, e.Revision, rec, minTime(wu.ClaimedAt, time.Now()))
+					if wu.Next != nil {
+						cl.lease.setSuccessor(waiterRef{key: wu.Next.Key, rev: wu.Next.Rev, rec: wu.Next.Rec})
+					} else {
+						cl.lease.prefetchSuccessor()
+					}
 					return cl, nil
 				}
 				break waiting
@@ -618,6 +696,15 @@ func (l *lease) prefetchSuccessor() {
 	}
 }
 
+// setSuccessor records a successor the releaser already found.
+func (l *lease) setSuccessor(w waiterRef) {
+	p := make(chan waiterRef, 1)
+	p <- w
+	l.mu.Lock()
+	l.successor = p
+	l.mu.Unlock()
+}
+
 // takeSuccessor returns the prefetched next waiter, if the lookup is done.
 func (l *lease) takeSuccessor(ctx context.Context) waiterRef {
 	l.mu.Lock()
@@ -643,9 +730,19 @@ type wakeup struct {
 	Revision  uint64    `json:"rev,omitempty"`
 	Lease     string    `json:"lease,omitempty"`
 	ClaimedAt time.Time `json:"claimed_at,omitempty"`
+	// Next is the waiter after this one, as the releaser found it: the new
+	// holder's own release then needs no look-up.
+	Next *nextRef `json:"next,omitempty"`
 	// recheck: events may have been missed (reconnect); our key may still
 	// be in place.
 	recheck bool
+}
+
+// nextRef is a waiterRef as carried in a grant note.
+type nextRef struct {
+	Key string       `json:"key"`
+	Rev uint64       `json:"rev"`
+	Rec waiterRecord `json:"rec"`
 }
 
 // waiterRef is a waiter found in the queue.
@@ -657,8 +754,13 @@ type waiterRef struct {
 
 // nextWaiter finds the oldest live waiter of a claim key.
 func (c *Client) nextWaiter(ctx context.Context, key string) (waiterRef, bool, error) {
+	return c.nextWaiterFrom(ctx, key, 1)
+}
+
+// nextWaiterFrom finds the oldest live waiter of a claim key whose key
+// revision is at least from.
+func (c *Client) nextWaiterFrom(ctx context.Context, key string, from uint64) (waiterRef, bool, error) {
 	filter := subjects.WaiterFilter(key)
-	from := uint64(1)
 	for range 1024 {
 		e, err := c.waiters.Next(ctx, filter, from)
 		if errors.Is(err, kvstore.ErrNotFound) {
@@ -728,6 +830,32 @@ func (c *Client) notifyWaiter(ctx context.Context, w waiterRef, grant *wakeup) (
 	return false, fmt.Errorf("coord: waking waiter %s: too much contention", w.key)
 }
 
+// handedFor is how long a claim this client handed to a waiter is assumed
+// to be held, for its next Acquire of the same path.
+const handedFor = 100 * time.Millisecond
+
+func (c *Client) noteHandedOver(key string, e kvstore.Entry) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.handed == nil || len(c.handed) >= maxHints {
+		c.handed = make(map[string]kvstore.Entry)
+	}
+	c.handed[key] = e
+}
+
+// handedOver returns the claim as this client handed it over, if that was
+// within handedFor, and forgets it (it is good for one Acquire).
+func (c *Client) handedOver(key string) (kvstore.Entry, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.handed[key]
+	if !ok {
+		return kvstore.Entry{}, false
+	}
+	delete(c.handed, key)
+	return e, time.Since(e.Created) < handedFor
+}
+
 // passOptions adjust passOn.
 type passOptions struct {
 	// behalf: the holding is not ours (a waiter left after being granted).
@@ -765,7 +893,20 @@ func (c *Client) passOn(ctx context.Context, key string, rev uint64, rec claimRe
 					Lease:      w.rec.Lease,
 					Waiters:    true,
 				}
+				// Look up the waiter after w while the claim is written over,
+				// and hand it to w with the grant: w's own release then
+				// starts with no look-up. (Only a hint: w copes if it left.)
+				after := make(chan *nextRef, 1)
+				go func() {
+					n, ok, err := c.nextWaiterFrom(ctx, key, w.rev+1)
+					if err != nil || !ok {
+						after <- nil
+						return
+					}
+					after <- &nextRef{Key: n.key, Rev: n.rev, Rec: n.rec}
+				}()
 				nrev, err := c.claims.Update(ctx, key, next.encode(), rev, next.ttl())
+				successor := <-after
 				if errors.Is(err, kvstore.ErrRevisionMismatch) {
 					if rev, rec, err = c.reread(ctx, key, lease, onBehalf); err != nil || rev == 0 {
 						return err
@@ -775,7 +916,9 @@ func (c *Client) passOn(ctx context.Context, key string, rev uint64, rec claimRe
 				if err != nil {
 					return wrapNATS(err)
 				}
-				gone, err := c.notifyWaiter(ctx, w, &wakeup{Revision: nrev, Lease: next.Lease, ClaimedAt: next.ClaimedAt})
+				c.markHeld(key) // our next try starts with a read
+				c.noteHandedOver(key, kvstore.Entry{Key: key, Value: next.encode(), Revision: nrev, Created: time.Now()})
+				gone, err := c.notifyWaiter(ctx, w, &wakeup{Revision: nrev, Lease: next.Lease, ClaimedAt: next.ClaimedAt, Next: successor})
 				if err != nil {
 					return err
 				}

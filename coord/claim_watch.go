@@ -108,7 +108,10 @@ func (c *Client) Watch(ctx context.Context, paths ...string) (*ClaimWatch, error
 		return nil, wrapNATS(err)
 	}
 	w := &ClaimWatch{c: make(chan ClaimEvent, 64), stop: stop, done: make(chan struct{})}
-	if !c.goTracked(func(cctx context.Context) { c.runWatch(wctx, cctx, kw, filters, w) }) {
+	// Listen for reconnects before returning, so none is missed.
+	reconnected := c.nc.StatusChanged(nats.CONNECTED)
+	if !c.goTracked(func(cctx context.Context) { c.runWatch(wctx, cctx, kw, filters, reconnected, w) }) {
+		c.nc.RemoveStatusListener(reconnected)
 		stop()
 		_ = kw.Stop()
 		return nil, ErrClosed
@@ -116,7 +119,7 @@ func (c *Client) Watch(ctx context.Context, paths ...string) (*ClaimWatch, error
 	return w, nil
 }
 
-func (c *Client) runWatch(ctx, clientCtx context.Context, kw *kvstore.Watcher, filters []string, w *ClaimWatch) {
+func (c *Client) runWatch(ctx, clientCtx context.Context, kw *kvstore.Watcher, filters []string, reconnected chan nats.Status, w *ClaimWatch) {
 	defer close(w.done)
 	defer close(w.c)
 	defer func() { _ = kw.Stop() }()
@@ -139,14 +142,16 @@ func (c *Client) runWatch(ctx, clientCtx context.Context, kw *kvstore.Watcher, f
 	// nats.go's watcher notices a restarted server only after missed
 	// heartbeats (about 20 s): on reconnect, watch again, replay the
 	// current state and report what changed meanwhile.
-	reconnected := c.nc.StatusChanged(nats.CONNECTED)
 	defer c.nc.RemoveStatusListener(reconnected)
 	// live remembers the last claim seen on each key, so that the server's
 	// expiry of an already-released key's marker is not reported as an
 	// expiry, and releases can say what was released.
 	live := make(map[string]watched)
 	synced := false
-	var seen map[string]bool // keys present in a resync's replay
+	var seen map[string]bool     // keys present in a resync's replay
+	var rewatch <-chan time.Time // set while a watch after reconnect is due
+	cancelWatch := func() {}     // ends the current watch's context
+	defer func() { cancelWatch() }()
 	for {
 		var (
 			e    kvstore.Event
@@ -160,13 +165,30 @@ func (c *Client) runWatch(ctx, clientCtx context.Context, kw *kvstore.Watcher, f
 			end(ErrClosed)
 			return
 		case <-reconnected:
-			nw, err := c.claims.Watch(ctx, filters)
+			rewatch = time.After(0)
+			continue
+		case <-rewatch:
+			// Right after a restart JetStream may not answer yet: try
+			// again shortly rather than keep the stale watch.
+			rewatch = nil
+			// nats.go ends a watch when the context it was made with ends,
+			// so the attempt's bound cancels it only if it times out.
+			wctx, wcancel := context.WithCancel(ctx)
+			attempt := time.AfterFunc(2*time.Second, wcancel)
+			nw, err := c.claims.Watch(wctx, filters)
+			if !attempt.Stop() && err == nil {
+				_ = nw.Stop()
+				err = context.DeadlineExceeded
+			}
 			if err != nil {
-				c.log.Warn().Err(err).Msg("could not watch claims again after reconnect; keeping the old watch")
+				wcancel()
+				c.log.Debug().Err(err).Msg("could not watch claims again after reconnect; retrying")
+				rewatch = time.After(250 * time.Millisecond)
 				continue
 			}
 			_ = kw.Stop()
-			kw, synced, seen = nw, false, make(map[string]bool)
+			cancelWatch()
+			kw, cancelWatch, synced, seen = nw, wcancel, false, make(map[string]bool)
 			continue
 		case raw, ok := <-kw.C():
 			e, open = kvstore.Convert(raw), ok

@@ -38,8 +38,10 @@ type Client struct {
 	queue *waitQueue
 
 	mu     sync.Mutex
-	leases map[string]*lease // claim key -> lease held by this client
-	hints  map[string]uint64 // claim key -> revision of the marker we left
+	leases map[string]*lease        // claim key -> lease held by this client
+	hints  map[string]uint64        // claim key -> revision of the marker we left
+	held   map[string]time.Time     // claim key -> when we saw another agent hold it
+	handed map[string]kvstore.Entry // claim key -> as we just handed it to a waiter
 	closed bool
 
 	lazy lazyResources
@@ -74,15 +76,21 @@ func New(ctx context.Context, opts ...Option) (*Client, error) {
 		if err != nil {
 			return nil, err
 		}
+		log := c.log
 		nopts := append([]nats.Option{
 			nats.Name("coord " + o.agent),
 			nats.MaxReconnects(-1),
 			nats.ReconnectWait(250 * time.Millisecond),
 			inbox,
-			// Asynchronous errors (a refused subject, a slow consumer) go to
-			// the client's logger, not to stderr (nats.go's default); a
-			// handler given in WithNATSOptions replaces this one.
-			nats.ErrorHandler(c.logAsyncError),
+			// nats.go prints asynchronous errors to stderr unless told
+			// otherwise; library code logs them instead.
+			nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+				ev := log.Warn().Err(err)
+				if sub != nil {
+					ev = ev.Str("subject", sub.Subject)
+				}
+				ev.Msg("nats asynchronous error")
+			}),
 		}, o.natsOpts...)
 		nc, err := nats.Connect(o.url, nopts...)
 		if err != nil {

@@ -25,7 +25,7 @@ func newClient(t testing.TB, srv *testenv.Server, agent string, opts ...Option) 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	base := []Option{WithURL(srv.URL()), WithAgent(agent), WithNamespace("test"),
-		WithNATSOptions(nats.ReconnectWait(20 * time.Millisecond))}
+		WithNATSOptions(nats.ReconnectWait(20 * time.Millisecond)), WithNATSOptions(srv.BenchOptions(t)...)}
 	c, err := New(ctx, append(base, opts...)...)
 	if err != nil {
 		t.Fatalf("New(%s): %v", agent, err)

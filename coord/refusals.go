@@ -89,12 +89,3 @@ func refusedErr(ctx context.Context, err error) error {
 	}
 	return err
 }
-
-// logAsyncError logs an asynchronous error of the client's own connection.
-func (c *Client) logAsyncError(_ *nats.Conn, sub *nats.Subscription, err error) {
-	ev := c.log.Warn().Err(err)
-	if sub != nil {
-		ev = ev.Str("subject", sub.Subject)
-	}
-	ev.Msg("nats")
-}

@@ -3,6 +3,8 @@ package coord
 import (
 	"context"
 	"fmt"
+	"github.com/nats-io/nats.go"
+	"os"
 	"sort"
 	"sync"
 	"testing"
@@ -16,7 +18,11 @@ func TestScratchContended(t *testing.T) {
 	const n = 16
 	cls := make([]*Client, n)
 	for i := range cls {
-		cls[i] = newClient(t, srv, fmt.Sprintf("agent%d", i))
+		if os.Getenv("INPROC") != "" {
+			cls[i] = newClient(t, srv, fmt.Sprintf("agent%d", i), WithNATSOptions(nats.InProcessServer(srv.NATS())))
+		} else {
+			cls[i] = newClient(t, srv, fmt.Sprintf("agent%d", i))
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()

@@ -44,6 +44,7 @@ const (
 	codeWrongLastSequence         = 10071
 	codeWrongLastSequenceConstant = 10164
 	codeNoMessageFound            = 10037
+	codeJetStreamUnavailable      = 10008
 )
 
 // mapError turns server and client errors into this package's sentinels,
@@ -59,6 +60,11 @@ func mapError(err error) error {
 			return fmt.Errorf("%w: %w", ErrRevisionMismatch, err)
 		case codeNoMessageFound:
 			return fmt.Errorf("%w: %w", ErrNotFound, err)
+		case codeJetStreamUnavailable:
+			return fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+		if apiErr.Code == 503 {
+			return fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
 	}
 	switch {

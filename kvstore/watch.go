@@ -95,24 +95,31 @@ func (w *Watcher) Stop() error {
 // over the stream (a watch read to its initial-values marker), not one round
 // trip per key.
 func (b *Bucket) List(ctx context.Context, filter string) ([]Entry, error) {
+	var out []Entry
+	err := b.ListFunc(ctx, filter, func(e Entry) { out = append(out, e) })
+	return out, err
+}
+
+// ListFunc is List that hands each live entry to fn as it arrives, so the
+// caller's work overlaps the transfer.
+func (b *Bucket) ListFunc(ctx context.Context, filter string, fn func(Entry)) error {
 	w, err := b.Watch(ctx, []string{filter}, IgnoreDeletes())
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer w.Stop()
-	var out []Entry
 	for {
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return ctx.Err()
 		case e, open := <-w.kw.Updates():
 			if !open {
-				return nil, fmt.Errorf("kvstore: listing %s %s: %w", b.name, filter, ErrUnavailable)
+				return fmt.Errorf("kvstore: listing %s %s: %w", b.name, filter, ErrUnavailable)
 			}
 			if e == nil {
-				return out, nil
+				return nil
 			}
-			out = append(out, convert(e).Entry)
+			fn(convert(e).Entry)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package testenv
 import (
 	"fmt"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -109,12 +110,23 @@ func (s *Server) Connect(t testing.TB, opts ...nats.Option) *nats.Conn {
 		nats.ReconnectWait(20 * 1e6),
 		nats.Name(t.Name()),
 	}
+	base = append(base, s.BenchOptions(t)...)
 	nc, err := nats.Connect(s.URL(), append(base, opts...)...)
 	if err != nil {
 		t.Fatalf("testenv: connect: %v", err)
 	}
 	t.Cleanup(nc.Close)
 	return nc
+}
+
+// BenchOptions are the connection options benchmarks add: an in-process
+// connection (no socket), as the sidecar's agents have to its embedded
+// server, unless COORD_BENCH_TCP=1 asks for loopback TCP. Tests get none.
+func (s *Server) BenchOptions(t testing.TB) []nats.Option {
+	if _, bench := t.(*testing.B); !bench || os.Getenv("COORD_BENCH_TCP") == "1" {
+		return nil
+	}
+	return []nats.Option{nats.InProcessServer(s.NATS())}
 }
 
 // JetStream opens a connection and returns its JetStream context.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/cogos-dev/coord/internal/bench"
 	"github.com/cogos-dev/coord/internal/cli"
 	"github.com/cogos-dev/coord/internal/sidecar"
 )
@@ -27,6 +28,9 @@ func main() {
 	defer stop()
 	if len(os.Args) > 1 && os.Args[1] == "serve" {
 		os.Exit(serve(ctx, os.Args[2:]))
+	}
+	if len(os.Args) > 1 && os.Args[1] == "bench" {
+		os.Exit(benchCmd(ctx, os.Args[2:]))
 	}
 	os.Exit(cli.Run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }
@@ -113,4 +117,26 @@ func serveUsage(w io.Writer, fs *flag.FlagSet) {
 	fs.SetOutput(w)
 	fs.PrintDefaults()
 	fs.SetOutput(io.Discard)
+}
+
+// benchCmd runs `coord-agent bench`: scenario benchmarks against the
+// embedded server (or --nats URL); see docs/performance.md.
+func benchCmd(ctx context.Context, args []string) int {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	cfg := bench.Flags(fs)
+	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		if err == nil {
+			fmt.Fprintf(os.Stderr, "coord-agent bench: unexpected argument %q\n", fs.Arg(0))
+		}
+		return 2
+	}
+	cfg.Progress = os.Stderr
+	if _, err := bench.Run(ctx, *cfg, os.Stdout); err != nil {
+		fmt.Fprintf(os.Stderr, "coord-agent bench: %v\n", err)
+		return 1
+	}
+	return 0
 }

@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net/url"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -43,6 +44,19 @@ type Config struct {
 	// client certificate signed by TLS.ClientCAs.
 	TLS       *tls.Config
 	TLSVerify bool
+
+	// ClusterName, when set, makes the server a member of a JetStream
+	// cluster of that name (ServerName is then required). ClusterHost and
+	// ClusterPort are its route listener (host defaults to Host; port -1
+	// picks a free one), and Routes the other members' route URLs
+	// (nats-route://host:port).
+	ClusterName string
+	ClusterHost string
+	ClusterPort int
+	Routes      []string
+	// HTTPPort, when non-zero, serves the monitoring endpoints (/varz,
+	// /jsz, ...) on Host; -1 picks a free port.
+	HTTPPort int
 }
 
 // Options returns nats-server options for cfg: JetStream on, file store in
@@ -67,9 +81,34 @@ func Options(cfg Config) (*server.Options, error) {
 		Debug:      cfg.Debug,
 		Trace:      cfg.Trace,
 		SyncAlways: cfg.SyncAlways,
+		HTTPHost:   host,
+		HTTPPort:   cfg.HTTPPort,
 		Users:      cfg.Users,
 		Nkeys:      cfg.NKeys,
 		NoAuthUser: cfg.NoAuthUser,
+	}
+	// Every client blocked in Acquire (and every KV watch) holds a
+	// consumer; the server's default of 1,000 per stream would cap the
+	// number of agents waiting at once.
+	opts.JetStreamLimits.DefaultMaxConsumers = -1
+	if cfg.ClusterName != "" {
+		if cfg.ServerName == "" {
+			return nil, errors.New("embedded: a cluster member needs a ServerName")
+		}
+		chost := cfg.ClusterHost
+		if chost == "" {
+			chost = host
+		}
+		opts.Cluster.Name = cfg.ClusterName
+		opts.Cluster.Host = chost
+		opts.Cluster.Port = cfg.ClusterPort
+		for _, r := range cfg.Routes {
+			u, err := url.Parse(r)
+			if err != nil {
+				return nil, fmt.Errorf("embedded: route %q: %w", r, err)
+			}
+			opts.Routes = append(opts.Routes, u)
+		}
 	}
 	if cfg.TLS != nil {
 		opts.TLS, opts.TLSConfig, opts.TLSVerify, opts.TLSTimeout = true, cfg.TLS, cfg.TLSVerify, 2

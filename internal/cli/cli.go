@@ -153,6 +153,8 @@ func Usage(w io.Writer) {
 
   serve [--data DIR] [--port N] [--http ADDR] [--nats URL | --config FILE] [--ttl D]
         run the sidecar (an embedded NATS server unless --nats or --config)
+  bench [--small] [--nats URL] [--run SCENARIOS] [--json]
+        scenario benchmarks beside their raw JetStream floors (bench --help)
 `)
 	names := make([]string, 0, len(commands))
 	for n := range commands {
