@@ -49,6 +49,7 @@ func serve(ctx context.Context, args []string) int {
 	fs.DurationVar(&cfg.ClaimTTL, "ttl", 0, "lease of claims made without one (default 30s)")
 	fs.IntVar(&cfg.Replicas, "replicas", 1, "replicas of the buckets and streams the sidecar creates (3 on a three-node cluster)")
 	fs.BoolVar(&cfg.SyncAlways, "sync-always", false, "fsync every JetStream write before acknowledging it (see docs/operations.md)")
+	cfg.Credentials.AddFlags(fs)
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
 		if errors.Is(err, flag.ErrHelp) {

@@ -39,7 +39,11 @@ type backend interface {
 // its health check, else a direct connection to NATS.
 func (e *env) open(ctx context.Context) (backend, error) {
 	if e.g.sidecar != "" {
-		b := newHTTPBackend(e.g.sidecar, e.agentHeader(), e.nsHeader())
+		token, err := sidecar.ReadToken(e.dataDir())
+		if err != nil {
+			return nil, fmt.Errorf("sidecar at %s: API token (set $%s or --data): %w", e.g.sidecar, sidecar.TokenEnv, err)
+		}
+		b := newHTTPBackend(e.g.sidecar, e.agentHeader(), e.nsHeader(), token)
 		if err := b.health(ctx); err != nil {
 			return nil, fmt.Errorf("sidecar at %s does not answer: %w", e.g.sidecar, err)
 		}
@@ -47,9 +51,11 @@ func (e *env) open(ctx context.Context) (backend, error) {
 	}
 	info, infoErr := sidecar.ReadInfo(e.dataDir())
 	if infoErr == nil && e.g.nats == "" {
-		b := newHTTPBackend(info.HTTP, e.agentHeader(), e.nsHeader())
-		if err := b.health(ctx); err == nil {
-			return b, nil
+		if token, err := sidecar.ReadToken(e.dataDir()); err == nil {
+			b := newHTTPBackend(info.HTTP, e.agentHeader(), e.nsHeader(), token)
+			if err := b.health(ctx); err == nil {
+				return b, nil
+			}
 		}
 	}
 	return e.openDirect(ctx, info, infoErr)
@@ -73,6 +79,11 @@ func (e *env) openDirect(ctx context.Context, info sidecar.Info, infoErr error) 
 	if ns := e.nsHeader(); ns != "" {
 		opts = append(opts, coord.WithNamespace(ns))
 	}
+	creds, err := e.g.creds.Options()
+	if err != nil {
+		return nil, usagef("credentials: %v", err)
+	}
+	opts = append(opts, creds...)
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	c, err := coord.New(ctx, opts...)

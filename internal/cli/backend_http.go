@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cogos-dev/coord/coord"
+	"github.com/cogos-dev/coord/internal/httpx"
 	"github.com/cogos-dev/coord/internal/sidecar"
 )
 
@@ -22,24 +23,25 @@ type httpBackend struct {
 	base      string // URL prefix of requests
 	shown     string // the address as the user knows it
 	agent, ns string
+	token     string // the API token, sent as Authorization: Bearer
 	hc        *http.Client
 }
 
 // newHTTPBackend talks to a sidecar at addr: host:port, http://host:port,
-// or unix:/path/to/socket.
-func newHTTPBackend(addr, agent, ns string) *httpBackend {
+// or unix:/path/to/socket, sending token (sidecar.ReadToken).
+func newHTTPBackend(addr, agent, ns, token string) *httpBackend {
 	if sock, ok := strings.CutPrefix(addr, "unix:"); ok {
 		tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
 			return d.DialContext(ctx, "unix", sock)
 		}}
-		return &httpBackend{base: "http://unix", shown: addr, agent: agent, ns: ns, hc: &http.Client{Transport: tr}}
+		return &httpBackend{base: "http://unix", shown: addr, agent: agent, ns: ns, token: token, hc: &http.Client{Transport: tr}}
 	}
 	if !strings.Contains(addr, "://") {
 		addr = "http://" + addr
 	}
 	base := strings.TrimRight(addr, "/")
-	return &httpBackend{base: base, shown: base, agent: agent, ns: ns, hc: &http.Client{}}
+	return &httpBackend{base: base, shown: base, agent: agent, ns: ns, token: token, hc: &http.Client{}}
 }
 
 func (h *httpBackend) viaSidecar() string { return h.shown }
@@ -69,6 +71,9 @@ func (h *httpBackend) request(ctx context.Context, method, path string, body any
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if h.token != "" {
+		req.Header.Set(httpx.TokenHeader, "Bearer "+h.token)
 	}
 	if h.agent != "" {
 		req.Header.Set(sidecar.HeaderAgent, h.agent)

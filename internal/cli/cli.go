@@ -6,10 +6,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"path/filepath"
 	"sort"
 	"strings"
 
+	"github.com/cogos-dev/coord/internal/authz"
 	"github.com/cogos-dev/coord/subjects"
 )
 
@@ -76,6 +78,9 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	name := args[0]
+	if name == "authz" {
+		return runAuthz(args[1:], stdout, stderr)
+	}
 	if name == "help" || name == "-h" || name == "--help" || name == "-help" {
 		if len(args) > 1 {
 			if _, ok := commands[args[1]]; ok {
@@ -117,7 +122,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // leadingGlobals splits the global flags given before the subcommand
 // from the rest; they are parsed with the subcommand's own flags.
 func leadingGlobals(args []string) (pre, rest []string, err error) {
-	valued := map[string]bool{"agent": true, "nats": true, "workspace": true, "sidecar": true, "data": true}
+	valued := map[string]bool{"agent": true, "nats": true, "workspace": true, "sidecar": true, "data": true,
+		"creds": true, "nkey": true, "user": true, "password": true, "token": true, "tlscert": true, "tlskey": true, "tlsca": true}
 	for len(args) > 0 && strings.HasPrefix(args[0], "-") && args[0] != "-" {
 		a := args[0]
 		name := strings.TrimLeft(a, "-")
@@ -155,6 +161,8 @@ func Usage(w io.Writer) {
         run the sidecar (an embedded NATS server unless --nats or --config)
   bench [--small] [--nats URL] [--run SCENARIOS] [--json]
         scenario benchmarks beside their raw JetStream floors (bench --help)
+  authz [--namespace NS] [--union NAME] [--out-dir DIR] [--nkeys] AGENT...
+        print a nats.conf authorization block giving each agent coord's permissions
 `)
 	names := make([]string, 0, len(commands))
 	for n := range commands {
@@ -172,6 +180,10 @@ global flags (before or after the subcommand):
   --sidecar ADDR    sidecar HTTP address (default $COG_SIDECAR, else from the data dir)
   --data DIR        data dir of the sidecar (default $COG_DATA_DIR, ~/.local/share/coord)
   --json            print JSON instead of tables
+  --creds FILE, --nkey FILE, --user U --password P, --token T, --tlscert/--tlskey/--tlsca FILE
+                    NATS login of a direct connection (default $NATS_CREDS, $NATS_NKEY, $NATS_USER, ...)
+
+The sidecar's HTTP API needs its token: read from DATA_DIR/token, or $COG_SIDECAR_TOKEN.
 
 exit codes: 0 success, 1 refused/timed out/failed (one line on stderr), 2 usage error
 `)
@@ -218,4 +230,21 @@ func (e *env) resolvePath(p string) (string, error) {
 		return "", usagef("%v", err)
 	}
 	return clean, nil
+}
+
+// runAuthz is `coord-agent authz`: exit 0 with the block on stdout (or
+// with help), 1 when a secret file cannot be written, 2 on a usage error.
+func runAuthz(args []string, stdout, stderr io.Writer) int {
+	err := authz.Run(args, stdout, stderr)
+	var pathErr *fs.PathError
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &pathErr):
+		fmt.Fprintf(stderr, "coord-agent authz: %v\n", err)
+		return 1
+	default:
+		fmt.Fprintf(stderr, "coord-agent authz: %v\n", err)
+		return 2
+	}
 }

@@ -8,6 +8,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/cogos-dev/coord/coord"
 )
 
 // usageError is a mistake in the command line: exit 2 with usage.
@@ -25,6 +27,7 @@ type globals struct {
 	sidecar   string
 	dataDir   string
 	json      bool
+	creds     coord.Credentials // NATS login of the direct backend
 }
 
 func (g *globals) register(fs *flag.FlagSet) {
@@ -34,6 +37,7 @@ func (g *globals) register(fs *flag.FlagSet) {
 	fs.StringVar(&g.sidecar, "sidecar", g.sidecar, "sidecar HTTP address (default $COG_SIDECAR, else the one in the data dir)")
 	fs.StringVar(&g.dataDir, "data", g.dataDir, "data dir where serve writes sidecar.json (default $COG_DATA_DIR, ~/.local/share/coord)")
 	fs.BoolVar(&g.json, "json", g.json, "print JSON instead of tables")
+	g.creds.AddFlags(fs)
 }
 
 func envGlobals() globals {

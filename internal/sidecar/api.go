@@ -5,13 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/cogos-dev/coord/coord"
+	"github.com/cogos-dev/coord/internal/httpx"
 	"github.com/cogos-dev/coord/subjects"
 )
 
@@ -108,14 +108,18 @@ func (a *api) status(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, st)
 }
 
-// decode reads a JSON body into v; an empty body leaves v as is.
+// decode reads a JSON body into v strictly (httpx.Decode: no unknown
+// field, no key twice, nothing after the value, at most MaxBody bytes); an
+// empty body (Content-Length 0) leaves v as is, so optional bodies stay
+// optional.
 func decode(r *http.Request, v any) error {
-	if r.Body == nil {
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
 		return nil
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 1<<20))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
+	if err := httpx.Decode(r.Body, MaxBody, v); err != nil {
+		if errors.Is(err, httpx.ErrBodyTooLarge) {
+			return fmt.Errorf("%w: body: %w", errInvalid, err)
+		}
 		return fmt.Errorf("%w: body: %v", errInvalid, err)
 	}
 	return nil
@@ -178,6 +182,9 @@ func errorBody(err error) (int, ErrorBody) {
 		b.Code = CodeTimeout
 		timeoutDetails(err, &b)
 		return http.StatusRequestTimeout, b
+	case errors.Is(err, httpx.ErrBodyTooLarge):
+		b.Code = CodeInvalid
+		return http.StatusRequestEntityTooLarge, b
 	case errors.Is(err, errInvalid),
 		errors.Is(err, coord.ErrInvalidPath), errors.Is(err, coord.ErrInvalidAgent),
 		errors.Is(err, coord.ErrInvalidNamespace), errors.Is(err, coord.ErrInvalidChannel),

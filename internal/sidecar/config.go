@@ -55,6 +55,9 @@ type Config struct {
 	StartTimeout time.Duration
 	// Log receives the sidecar's (and the embedded server's) log lines.
 	Log zerolog.Logger
+	// Credentials log the sidecar in to a server it joins (NATSURL); the
+	// embedded server needs none.
+	Credentials coord.Credentials
 	// NATSDebug turns on the embedded server's debug log.
 	NATSDebug bool
 }

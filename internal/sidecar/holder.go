@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/cogos-dev/coord/coord"
+	"github.com/cogos-dev/coord/internal/httpx"
 )
 
 // Holder is a coord.ClaimHolder that hands the claims of the seed API
@@ -26,22 +27,24 @@ import (
 // Claims it returns describe the claim; the sidecar, not the caller, keeps
 // them alive (their Lost is nil).
 type Holder struct {
-	base string
-	hc   *http.Client
+	base  string
+	token string // the API token (ReadToken)
+	hc    *http.Client
 }
 
-// NewHolder talks to the sidecar at addr (http://host:port or unix:/path).
-func NewHolder(addr string) *Holder {
+// NewHolder talks to the sidecar at addr (http://host:port or unix:/path),
+// sending token (see ReadToken) as "Authorization: Bearer <token>".
+func NewHolder(addr, token string) *Holder {
 	if sock, ok := strings.CutPrefix(addr, "unix:"); ok {
 		tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
 		}}
-		return &Holder{base: "http://unix", hc: &http.Client{Transport: tr}}
+		return &Holder{base: "http://unix", token: token, hc: &http.Client{Transport: tr}}
 	}
 	if !strings.Contains(addr, "://") {
 		addr = "http://" + addr
 	}
-	return &Holder{base: strings.TrimRight(addr, "/"), hc: &http.Client{}}
+	return &Holder{base: strings.TrimRight(addr, "/"), token: token, hc: &http.Client{}}
 }
 
 // FindHolder returns a Holder for the sidecar recorded in dataDir ("" =
@@ -54,7 +57,11 @@ func FindHolder(ctx context.Context, dataDir string) (*Holder, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := NewHolder(in.HTTP)
+	token, err := ReadToken(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	h := NewHolder(in.HTTP, token)
 	var out map[string]any
 	if err := h.do(ctx, http.MethodGet, "/v1/health", coord.ClaimRequest{}, nil, &out); err != nil {
 		return nil, fmt.Errorf("sidecar at %s: %w", in.HTTP, err)
@@ -92,6 +99,9 @@ func (h *Holder) do(ctx context.Context, method, path string, who coord.ClaimReq
 		return err
 	}
 	r.Header.Set("Content-Type", "application/json")
+	if h.token != "" {
+		r.Header.Set(httpx.TokenHeader, "Bearer "+h.token)
+	}
 	if who.Agent != "" {
 		r.Header.Set(HeaderAgent, who.Agent)
 	}

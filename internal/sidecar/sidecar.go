@@ -15,9 +15,10 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
-	"github.com/rs/zerolog"
 
 	"github.com/cogos-dev/coord/coord"
+	"github.com/cogos-dev/coord/internal/httpx"
+	"github.com/cogos-dev/coord/subjects"
 )
 
 // Sidecar is a running `coord-agent serve`.
@@ -29,6 +30,7 @@ type Sidecar struct {
 	http   *http.Server
 	ln     net.Listener
 	info   Info
+	token  string // the local API's bearer token (TokenFile)
 
 	// base is the context of every HTTP request: cancelled on Shutdown, so
 	// that long waits and follow streams end.
@@ -69,6 +71,21 @@ func Start(ctx context.Context, cfg Config) (_ *Sidecar, err error) {
 			cfg.Log.Info().Str("url", nc.ConnectedUrlRedacted()).Msg("reconnected to NATS")
 		}),
 	}
+	// Replies to the sidecar's one connection arrive under its own agent's
+	// inbox prefix: a "union" user (coord-agent authz --union NAME) may
+	// subscribe there, and the agents it serves share the connection.
+	inbox, err := subjects.InboxPrefix(cfg.Namespace, cfg.Agent)
+	if err != nil {
+		return nil, fmt.Errorf("sidecar: %w", err)
+	}
+	natsOpts = append(natsOpts, nats.CustomInboxPrefix(inbox))
+	if cfg.NATSURL != "" || cfg.ConfigFile != "" {
+		credOpts, err := cfg.Credentials.NATSOptions()
+		if err != nil {
+			return nil, fmt.Errorf("sidecar: credentials: %w", err)
+		}
+		natsOpts = append(natsOpts, credOpts...)
+	}
 	if url == "" {
 		mode = "embedded"
 		if cfg.ConfigFile != "" {
@@ -90,14 +107,20 @@ func Start(ctx context.Context, cfg Config) (_ *Sidecar, err error) {
 	if err = s.provision(ctx); err != nil {
 		return nil, fmt.Errorf("sidecar: %w", err)
 	}
-	if s.ln, err = listen(cfg.HTTPAddr, cfg.Log); err != nil {
+	if s.token, err = httpx.NewToken(); err != nil {
+		return nil, errors.Join(fmt.Errorf("sidecar: %w", err), s.agents.releaseAll(ctx))
+	}
+	if err = httpx.WriteTokenFile(TokenFile(cfg.DataDir), s.token); err != nil {
+		return nil, errors.Join(fmt.Errorf("sidecar: %w", err), s.agents.releaseAll(ctx))
+	}
+	if s.ln, err = httpx.Listen(cfg.HTTPAddr); err != nil {
 		err = fmt.Errorf("sidecar: HTTP API on %s (is another sidecar running? try --http): %w", cfg.HTTPAddr, err)
 		return nil, errors.Join(err, s.agents.releaseAll(ctx))
 	}
 	s.base, s.cancelBase = context.WithCancel(context.Background())
 	a := &api{s: s, log: cfg.Log}
 	s.http = &http.Server{
-		Handler:           a.routes(),
+		Handler:           httpx.LimitBody(MaxBody)(httpx.RequireToken(s.token, "/v1/health")(a.routes())),
 		ReadHeaderTimeout: 10 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return s.base },
 	}
@@ -158,6 +181,9 @@ func isPermanent(err error) bool {
 		errors.Is(err, nats.ErrPermissionViolation)
 }
 
+// Token is the local API's bearer token, also in TokenFile(DataDir).
+func (s *Sidecar) Token() string { return s.token }
+
 // Info says where the sidecar listens.
 func (s *Sidecar) Info() Info { return s.info }
 
@@ -195,34 +221,6 @@ func (s *Sidecar) closeNATS() {
 		s.srv.Shutdown()
 		s.srv.WaitForShutdown()
 	}
-}
-
-// listen opens the API's listener: "unix:/path" is a Unix socket (mode
-// 0600: only this user), anything else a TCP address. A TCP address that
-// is not loopback is logged: the API has no authentication.
-func listen(addr string, log zerolog.Logger) (net.Listener, error) {
-	if path, ok := strings.CutPrefix(addr, "unix:"); ok {
-		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return nil, err
-		}
-		ln, err := net.Listen("unix", path)
-		if err != nil {
-			return nil, err
-		}
-		if err := os.Chmod(path, 0o600); err != nil {
-			ln.Close()
-			return nil, err
-		}
-		return ln, nil
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, err
-	}
-	if ta, ok := ln.Addr().(*net.TCPAddr); ok && !ta.IP.IsLoopback() {
-		log.Warn().Str("http", addr).Msg("the HTTP API has no authentication and listens beyond loopback: any host that reaches it can act as any agent")
-	}
-	return ln, nil
 }
 
 // httpURL is how clients reach ln: http://host:port or unix:/path.
