@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cogos-dev/coord/internal/httpx"
 	"github.com/cogos-dev/coord/internal/sidecar"
 )
 
@@ -64,6 +65,7 @@ type proc struct {
 	cmd     *exec.Cmd
 	dataDir string
 	info    sidecar.Info
+	token   string // the local API's token, from the data dir
 	out     *lockedWriter
 	done    chan error
 }
@@ -121,6 +123,11 @@ func (p *proc) waitUp(t *testing.T, d time.Duration) {
 				resp.Body.Close()
 				if resp.StatusCode == http.StatusOK {
 					p.info = in
+					tok, err := httpx.ReadTokenFile(sidecar.TokenFile(p.dataDir))
+					if err != nil {
+						t.Fatalf("token file: %v", err)
+					}
+					p.token = tok
 					return
 				}
 			}
@@ -296,4 +303,10 @@ func (r *running) waitFor(t *testing.T, s string) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// authed adds the sidecar's token to req.
+func (p *proc) authed(req *http.Request) *http.Request {
+	req.Header.Set("Authorization", "Bearer "+p.token)
+	return req
 }

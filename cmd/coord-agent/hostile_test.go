@@ -49,12 +49,19 @@ func TestHostileInputs(t *testing.T) {
 		}
 	}
 
+	var sendToken func(method, path, agent, token string, body []byte) (int, string)
 	send := func(method, path, agent string, body []byte) (int, string) {
+		return sendToken(method, path, agent, p.token, body)
+	}
+	sendToken = func(method, path, agent, token string, body []byte) (int, string) {
 		req, err := http.NewRequest(method, p.info.HTTP+path, bytes.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
 		}
 		req.Header.Set("Content-Type", "application/json")
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
 		if agent != "" {
 			req.Header.Set("X-Coord-Agent", agent)
 		}
@@ -68,27 +75,42 @@ func TestHostileInputs(t *testing.T) {
 	}
 	apiCases := []struct {
 		name, path, agent, body string
+		want                    int // 0: any 4xx
 	}{
-		{"extra field", "/v1/claims", "alice", `{"path":"src/x","agent":"bob"}`},
-		{"wrong type", "/v1/claims", "alice", `{"path":["src/x"]}`},
-		{"dotdot", "/v1/claims", "alice", `{"path":"../x"}`},
-		{"control character", "/v1/claims", "alice", `{"path":"src/\u0007"}`},
-		{"huge body", "/v1/claims", "alice", `{"path":"` + strings.Repeat("a", 2<<20) + `"}`},
-		{"invisible agent", "/v1/claims", "al\u200bice", `{"path":"src/x"}`},
-		{"handoff extra field", "/v1/handoffs", "alice", `{"to":"bob","artifact":"x","from":"carol"}`},
-		{"handoff huge artifact", "/v1/handoffs", "alice", `{"to":"bob","artifact":"` + strings.Repeat("x", coord.MaxArtifactBytes+1) + `"}`},
-		{"broadcast huge", "/v1/broadcasts/ops", "alice", `{"message":"` + huge + `"}`},
+		{"extra field", "/v1/claims", "alice", `{"path":"src/x","agent":"bob"}`, http.StatusBadRequest},
+		{"duplicate field", "/v1/claims", "alice", `{"path":"src/x","PATH":"src/y"}`, http.StatusBadRequest},
+		{"trailing data", "/v1/claims", "alice", `{"path":"src/x"} {"path":"src/y"}`, http.StatusBadRequest},
+		{"wrong type", "/v1/claims", "alice", `{"path":["src/x"]}`, http.StatusBadRequest},
+		{"dotdot", "/v1/claims", "alice", `{"path":"../x"}`, http.StatusBadRequest},
+		{"control character", "/v1/claims", "alice", `{"path":"src/\u0007"}`, 0},
+		{"huge body", "/v1/claims", "alice", `{"path":"` + strings.Repeat("a", 2<<20) + `"}`, http.StatusRequestEntityTooLarge},
+		{"body just over 1 MiB", "/v1/broadcasts/ops", "alice", `{"message":"` + strings.Repeat("m", sidecar.MaxBody) + `"}`, http.StatusRequestEntityTooLarge},
+		{"invisible agent", "/v1/claims", "al\u200bice", `{"path":"src/x"}`, 0},
+		{"handoff extra field", "/v1/handoffs", "alice", `{"to":"bob","artifact":"x","from":"carol"}`, http.StatusBadRequest},
+		{"handoff huge artifact", "/v1/handoffs", "alice", `{"to":"bob","artifact":"` + strings.Repeat("x", coord.MaxArtifactBytes+1) + `"}`, 0},
+		{"broadcast huge", "/v1/broadcasts/ops", "alice", `{"message":"` + huge + `"}`, 0},
+		{"broadcast extra field", "/v1/broadcasts/ops", "alice", `{"message":"hi","from":"bob"}`, http.StatusBadRequest},
 	}
 	for _, tc := range apiCases {
 		code, body := send("POST", tc.path, tc.agent, []byte(tc.body))
-		if code < 400 || code >= 500 {
-			t.Errorf("%s: %d %.200s, want a 4xx", tc.name, code, body)
+		if code < 400 || code >= 500 || (tc.want != 0 && code != tc.want) {
+			t.Errorf("%s: %d %.200s, want %d (0: a 4xx)", tc.name, code, body, tc.want)
 			continue
 		}
 		var e sidecar.ErrorBody
 		if err := json.Unmarshal([]byte(body), &e); err != nil || e.Error == "" {
 			t.Errorf("%s: no JSON error: %.200s", tc.name, body)
 		}
+	}
+
+	// Without the token nothing passes but health.
+	for _, tok := range []string{"", "not-the-token", p.token + " "} {
+		if code, body := sendToken("POST", "/v1/claims", "alice", tok, []byte(`{"path":"src/x"}`)); code != http.StatusUnauthorized {
+			t.Errorf("claim with token %q: %d %.200s, want 401", tok, code, body)
+		}
+	}
+	if code, body := sendToken("GET", "/v1/health", "", "", nil); code != http.StatusOK {
+		t.Errorf("health without the token: %d %s", code, body)
 	}
 
 	// Nothing written, and the sidecar still answers.

@@ -14,8 +14,9 @@ import (
 // api is a client of the sidecar's local API as an agent in another
 // language sees it: plain HTTP and JSON objects, no Go types of coord.
 type api struct {
-	t    *testing.T
-	base string
+	t     *testing.T
+	base  string
+	token string // sent as Authorization: Bearer; "" sends none
 }
 
 // call sends a request as agent and decodes the JSON answer.
@@ -34,6 +35,9 @@ func (a api) call(method, path, agent string, body any) (int, map[string]any, []
 		a.t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if a.token != "" {
+		req.Header.Set("Authorization", "Bearer "+a.token)
+	}
 	if agent != "" {
 		req.Header.Set("X-Coord-Agent", agent)
 	}
@@ -71,10 +75,27 @@ func (a api) ok(method, path, agent string, body any) (map[string]any, []any) {
 func TestHTTPAPIFlow(t *testing.T) {
 	dir := t.TempDir()
 	p := serve(t, dir)
-	a := api{t: t, base: p.info.HTTP}
+	a := api{t: t, base: p.info.HTTP, token: p.token}
 
 	if obj, _ := a.ok("GET", "/v1/health", "", nil); obj["status"] != "ok" {
 		t.Fatalf("health: %v", obj)
+	}
+	// Without the token (or with a wrong one) only health answers.
+	anon := api{t: t, base: p.info.HTTP}
+	if code, obj, _ := anon.call("GET", "/v1/health", "", nil); code != http.StatusOK || obj["status"] != "ok" {
+		t.Fatalf("health without the token: %d %v", code, obj)
+	}
+	wrong := api{t: t, base: p.info.HTTP, token: p.token + "x"}
+	for _, c := range []api{anon, wrong} {
+		if code, obj, _ := c.call("POST", "/v1/claims", "alice", map[string]any{"path": "src/stolen.go"}); code != http.StatusUnauthorized || obj["code"] != "unauthorized" {
+			t.Fatalf("claim with token %q: %d %v, want 401", c.token, code, obj)
+		}
+		if code, _, _ := c.call("GET", "/v1/status", "alice", nil); code != http.StatusUnauthorized {
+			t.Fatalf("status with token %q: %d, want 401", c.token, code)
+		}
+	}
+	if _, list := a.ok("GET", "/v1/claims", "", nil); len(list) != 0 {
+		t.Fatalf("unauthorized claims were written: %v", list)
 	}
 	// alice claims; bob is refused with 409 naming alice.
 	cl, _ := a.ok("POST", "/v1/claims", "alice", map[string]any{"path": "src/main.go", "reason": "refactor", "ttl": "10s"})
@@ -122,7 +143,8 @@ func TestHTTPAPIFlow(t *testing.T) {
 	}
 
 	// Broadcast, list, and follow as NDJSON.
-	follow, err := http.Get(p.info.HTTP + "/v1/broadcasts/build?follow=1")
+	freq, _ := http.NewRequest("GET", p.info.HTTP+"/v1/broadcasts/build?follow=1", nil)
+	follow, err := http.DefaultClient.Do(p.authed(freq))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +173,7 @@ func TestHTTPAPIFlow(t *testing.T) {
 	// SSE, asked for with the Accept header.
 	req, _ := http.NewRequest("GET", p.info.HTTP+"/v1/broadcasts/build?follow=1&since=1h", nil)
 	req.Header.Set("Accept", "text/event-stream")
-	sse, err := http.DefaultClient.Do(req)
+	sse, err := http.DefaultClient.Do(p.authed(req))
 	if err != nil {
 		t.Fatal(err)
 	}

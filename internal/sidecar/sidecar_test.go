@@ -41,6 +41,7 @@ func post(t *testing.T, s *Sidecar, path, agent string, body any) (int, []byte) 
 	b, _ := json.Marshal(body)
 	req, _ := http.NewRequest(http.MethodPost, s.Info().HTTP+path, bytes.NewReader(b))
 	req.Header.Set(HeaderAgent, agent)
+	req.Header.Set("Authorization", "Bearer "+s.Token())
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -109,7 +110,9 @@ func TestEmbedded(t *testing.T) {
 	if _, err := c.TryAcquire(context.Background(), "f"); err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.Get(in.HTTP + "/v1/claims/f")
+	req, _ := http.NewRequest("GET", in.HTTP+"/v1/claims/f", nil)
+	req.Header.Set("Authorization", "Bearer "+s.Token())
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
