@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cogos-dev/coord/coord"
+	"github.com/cogos-dev/coord/internal/httpx"
 	"github.com/cogos-dev/coord/internal/sidecar"
 )
 
@@ -301,9 +302,18 @@ func TestE2EUnixSocket(t *testing.T) {
 	if !strings.Contains(r.stdout, "kept alive by the sidecar at unix:"+sock) {
 		t.Errorf("claim through the socket: %v", r)
 	}
-	r = must(t, t.TempDir(), "bob", "owner", "sock/file", "--sidecar", "unix:"+sock)
-	if strings.TrimSpace(r.stdout) != "alice" {
-		t.Errorf("owner with --sidecar unix:: %v", r)
+	// bob does not share the data dir: without the token he is refused,
+	// with $COG_SIDECAR_TOKEN he gets through.
+	if r := cli(t, t.TempDir(), "bob", "owner", "sock/file", "--sidecar", "unix:"+sock); r.code == 0 || !strings.Contains(r.stderr, "token") {
+		t.Errorf("owner with --sidecar and no token: %v, want a failure naming the token", r)
+	}
+	tok, err := httpx.ReadTokenFile(sidecar.TokenFile(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = cliEnv(t, context.Background(), []string{"COG_SIDECAR_TOKEN=" + tok}, t.TempDir(), "bob", "owner", "sock/file", "--sidecar", "unix:"+sock)
+	if r.code != 0 || strings.TrimSpace(r.stdout) != "alice" {
+		t.Errorf("owner with --sidecar unix: and $COG_SIDECAR_TOKEN: %v", r)
 	}
 	if code := p.stop(); code != 0 {
 		t.Errorf("stop: exit %d", code)

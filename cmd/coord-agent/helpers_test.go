@@ -195,10 +195,16 @@ func cli(t *testing.T, dataDir, agent string, args ...string) result {
 
 func cliCtx(t *testing.T, ctx context.Context, dataDir, agent string, args ...string) result {
 	t.Helper()
+	return cliEnv(t, ctx, nil, dataDir, agent, args...)
+}
+
+// cliEnv is cliCtx with extra environment variables (KEY=value).
+func cliEnv(t *testing.T, ctx context.Context, extra []string, dataDir, agent string, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Env = append(baseEnv(t), "COG_DATA_DIR="+dataDir)
+	cmd.Env = append(append(baseEnv(t), "COG_DATA_DIR="+dataDir), extra...)
 	if agent != "" {
 		cmd.Env = append(cmd.Env, "COG_AGENT_ID="+agent)
 	}
