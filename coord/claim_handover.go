@@ -1,0 +1,315 @@
+package coord
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cogos-dev/coord/kvstore"
+	"github.com/cogos-dev/coord/subjects"
+)
+
+// claim is held, so that a release under contention costs one round trip
+// less. Only a guess: passOn copes with a successor that has left.
+func (l *lease) prefetchSuccessor() {
+	p := make(chan waiterRef, 1)
+	l.mu.Lock()
+	l.successor = p
+	l.mu.Unlock()
+	if !l.c.goTracked(func(ctx context.Context) {
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		w, _, err := l.c.nextWaiter(ctx, l.key)
+		if err != nil {
+			w = waiterRef{}
+		}
+		p <- w
+	}) {
+		p <- waiterRef{}
+	}
+}
+
+// setSuccessor records a successor the releaser already found.
+func (l *lease) setSuccessor(w waiterRef) {
+	p := make(chan waiterRef, 1)
+	p <- w
+	l.mu.Lock()
+	l.successor = p
+	l.mu.Unlock()
+}
+
+// takeSuccessor returns the prefetched next waiter, if the lookup is done.
+func (l *lease) takeSuccessor(ctx context.Context) waiterRef {
+	l.mu.Lock()
+	p := l.successor
+	l.successor = nil
+	l.mu.Unlock()
+	if p == nil {
+		return waiterRef{}
+	}
+	select {
+	case w := <-p:
+		return w
+	case <-ctx.Done():
+		return waiterRef{}
+	}
+}
+
+// wakeup is what a waiter learns from the deletion of its key. A release
+// that hands the claim over puts the grant in the delete marker's body, so
+// the waiter needs no read to know it holds the claim; a nudge (the claim
+// was deleted, try again) has no body.
+type wakeup struct {
+	Revision  uint64    `json:"rev,omitempty"`
+	Lease     string    `json:"lease,omitempty"`
+	ClaimedAt time.Time `json:"claimed_at,omitempty"`
+	// Next is the waiter after this one, as the releaser found it: the new
+	// holder's own release then needs no look-up.
+	Next *nextRef `json:"next,omitempty"`
+	// recheck: events may have been missed (reconnect); our key may still
+	// be in place.
+	recheck bool
+}
+
+// nextRef is a waiterRef as carried in a grant note.
+type nextRef struct {
+	Key string       `json:"key"`
+	Rev uint64       `json:"rev"`
+	Rec waiterRecord `json:"rec"`
+}
+
+// waiterRef is a waiter found in the queue.
+type waiterRef struct {
+	key string
+	rev uint64
+	rec waiterRecord
+}
+
+// nextWaiter finds the oldest live waiter of a claim key.
+func (c *Client) nextWaiter(ctx context.Context, key string) (waiterRef, bool, error) {
+	return c.nextWaiterFrom(ctx, key, 1)
+}
+
+// nextWaiterFrom finds the oldest live waiter of a claim key whose key
+// revision is at least from.
+func (c *Client) nextWaiterFrom(ctx context.Context, key string, from uint64) (waiterRef, bool, error) {
+	filter := subjects.WaiterFilter(key)
+	for range 1024 {
+		e, err := c.waiters.Next(ctx, filter, from)
+		if errors.Is(err, kvstore.ErrNotFound) {
+			return waiterRef{}, false, nil
+		}
+		if err != nil {
+			return waiterRef{}, false, wrapNATS(err)
+		}
+		from = e.Revision + 1
+		if !e.Live() {
+			continue
+		}
+		var w waiterRecord
+		if err := json.Unmarshal(e.Value, &w); err != nil || w.Lease == "" || w.Agent == "" || w.Client == "" || w.TTLSeconds <= 0 {
+			c.log.Warn().Str("key", e.Key).Msg("skipping unreadable waiter entry")
+			continue
+		}
+		if c.queue.sessionSeen(w.Client) {
+			return waiterRef{key: e.Key, rev: e.Revision, rec: w}, true, nil
+		}
+		if _, err := c.waiters.Get(ctx, subjects.SessionKey(w.Client)); errors.Is(err, kvstore.ErrNotFound) {
+			// Its client is gone (crashed, partitioned): drop it from the
+			// line rather than hand it a claim it would never use.
+			if _, err := c.waiters.Delete(ctx, e.Key, e.Revision); err != nil && !errors.Is(err, kvstore.ErrRevisionMismatch) {
+				return waiterRef{}, false, wrapNATS(err)
+			}
+			c.log.Info().Str("key", e.Key).Str("agent", w.Agent).Msg("dropped waiter whose client session expired")
+			continue
+		} else if err != nil {
+			return waiterRef{}, false, wrapNATS(err)
+		}
+		c.queue.noteSession(w.Client)
+		return waiterRef{key: e.Key, rev: e.Revision, rec: w}, true, nil
+	}
+	return waiterRef{}, false, nil
+}
+
+// notifyWaiter deletes the waiter's key, which wakes it. gone reports that
+// the waiter left the queue first (it will not take the claim).
+func (c *Client) notifyWaiter(ctx context.Context, w waiterRef, grant *wakeup) (gone bool, err error) {
+	var note []byte
+	if grant != nil {
+		note, _ = json.Marshal(grant)
+	}
+	rev := w.rev
+	for range 8 {
+		_, err := c.waiters.DeleteWithNote(ctx, w.key, rev, note)
+		if err == nil {
+			return false, nil
+		}
+		if !errors.Is(err, kvstore.ErrRevisionMismatch) {
+			return false, wrapNATS(err)
+		}
+		e, err := c.waiters.Last(ctx, w.key)
+		if errors.Is(err, kvstore.ErrNotFound) {
+			return true, nil
+		}
+		if err != nil {
+			return false, wrapNATS(err)
+		}
+		var cur waiterRecord
+		if !e.Live() || json.Unmarshal(e.Value, &cur) != nil || cur.Lease != w.rec.Lease {
+			return true, nil
+		}
+		rev = e.Revision // it renewed its key meanwhile
+	}
+	return false, fmt.Errorf("coord: waking waiter %s: too much contention", w.key)
+}
+
+// handedFor is how long a claim this client handed to a waiter is assumed
+// to be held, for its next Acquire of the same path.
+const handedFor = 100 * time.Millisecond
+
+func (c *Client) noteHandedOver(key string, e kvstore.Entry) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.handed == nil || len(c.handed) >= maxHints {
+		c.handed = make(map[string]kvstore.Entry)
+	}
+	c.handed[key] = e
+}
+
+// handedOver returns the claim as this client handed it over, if that was
+// within handedFor, and forgets it (it is good for one Acquire).
+func (c *Client) handedOver(key string) (kvstore.Entry, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.handed[key]
+	if !ok {
+		return kvstore.Entry{}, false
+	}
+	delete(c.handed, key)
+	return e, time.Since(e.Created) < handedFor
+}
+
+// passOptions adjust passOn.
+type passOptions struct {
+	// behalf: the holding is not ours (a waiter left after being granted).
+	behalf bool
+	// next: the waiter found ahead of time (prefetched while holding); it
+	// may have left since, which passOn handles like any departed waiter.
+	next waiterRef
+}
+
+// passOn ends a holding (rev, rec): the claim goes to the oldest waiter if
+// the holding was flagged, else it is deleted. behalf is set when the holding
+// is not ours (a waiter that left after being granted): then someone else
+// having dealt with it is success.
+func (c *Client) passOn(ctx context.Context, key string, rev uint64, rec claimRecord, o passOptions) error {
+	onBehalf := o.behalf
+	lease := rec.Lease
+	for range 32 {
+		if rec.Waiters {
+			w, ok, err := o.next, o.next.key != "", error(nil)
+			o.next = waiterRef{} // a guess is good once; after that, look
+			if !ok {
+				w, ok, err = c.nextWaiter(ctx, key)
+			}
+			if err != nil {
+				return err
+			}
+			if ok {
+				next := claimRecord{
+					Path:       rec.Path,
+					Agent:      w.rec.Agent,
+					Reason:     w.rec.Reason,
+					ClaimedAt:  time.Now().UTC(),
+					TTLSeconds: w.rec.TTLSeconds,
+					Client:     w.rec.Client,
+					Lease:      w.rec.Lease,
+					Waiters:    true,
+				}
+				// Look up the waiter after w while the claim is written over,
+				// and hand it to w with the grant: w's own release then
+				// starts with no look-up. (Only a hint: w copes if it left.)
+				after := make(chan *nextRef, 1)
+				go func() {
+					n, ok, err := c.nextWaiterFrom(ctx, key, w.rev+1)
+					if err != nil || !ok {
+						after <- nil
+						return
+					}
+					after <- &nextRef{Key: n.key, Rev: n.rev, Rec: n.rec}
+				}()
+				nrev, err := c.claims.Update(ctx, key, next.encode(), rev, next.ttl())
+				successor := <-after
+				if errors.Is(err, kvstore.ErrRevisionMismatch) {
+					if rev, rec, err = c.reread(ctx, key, lease, onBehalf); err != nil || rev == 0 {
+						return err
+					}
+					continue
+				}
+				if err != nil {
+					return wrapNATS(err)
+				}
+				c.markHeld(key) // our next try starts with a read
+				c.noteHandedOver(key, kvstore.Entry{Key: key, Value: next.encode(), Revision: nrev, Created: time.Now()})
+				gone, err := c.notifyWaiter(ctx, w, &wakeup{Revision: nrev, Lease: next.Lease, ClaimedAt: next.ClaimedAt, Next: successor})
+				if err != nil {
+					return err
+				}
+				if !gone {
+					return nil
+				}
+				// The waiter left before it could take the claim: pass it on
+				// in its name.
+				rev, rec, lease, onBehalf = nrev, next, next.Lease, true
+				continue
+			}
+		}
+		mrev, err := c.claims.Delete(ctx, key, rev)
+		if errors.Is(err, kvstore.ErrRevisionMismatch) {
+			if rev, rec, err = c.reread(ctx, key, lease, onBehalf); err != nil || rev == 0 {
+				return err
+			}
+			continue
+		}
+		if err != nil {
+			return wrapNATS(err)
+		}
+		c.setHint(key, mrev)
+		if rec.Waiters {
+			// A waiter may have queued after our look and before the delete;
+			// nudge it, or it would wait for a grant that never comes.
+			if w, ok, err := c.nextWaiter(ctx, key); err == nil && ok {
+				if _, err := c.notifyWaiter(ctx, w, nil); err != nil {
+					c.log.Debug().Err(err).Msg("could not nudge waiter")
+				}
+			}
+		}
+		return nil
+	}
+	return fmt.Errorf("coord: release %s: too much contention, gave up", rec.Path)
+}
+
+// reread loads a claim whose revision moved under a release. rev 0 with a
+// nil error means there is nothing left to release.
+func (c *Client) reread(ctx context.Context, key, lease string, onBehalf bool) (uint64, claimRecord, error) {
+	e, err := c.claims.Get(ctx, key)
+	if errors.Is(err, kvstore.ErrNotFound) {
+		return 0, claimRecord{}, nil
+	}
+	if err != nil {
+		return 0, claimRecord{}, wrapNATS(err)
+	}
+	rec, err := decodeClaim(key, e.Value)
+	if err != nil {
+		return 0, claimRecord{}, err
+	}
+	if rec.Lease != lease {
+		if onBehalf {
+			return 0, claimRecord{}, nil
+		}
+		return 0, claimRecord{}, fmt.Errorf("%w: %s is held by %s now", ErrNotOwner, rec.Path, rec.Agent)
+	}
+	return e.Revision, rec, nil
+}
