@@ -22,15 +22,7 @@ var bcastMessage = strings.Repeat("m", 100)
 // runPublish: agents publish to a channel, against raw js.Publish of the
 // same size on the same stream.
 func runPublish(ctx context.Context, e *env) ([]Result, error) {
-	var out []Result
-	for _, n := range e.cfg.Agents {
-		r, err := publish(ctx, e, n)
-		if err != nil {
-			return out, fmt.Errorf("%d agents: %w", n, err)
-		}
-		out = append(out, r)
-	}
-	return out, nil
+	return eachSize(e.cfg.Agents, "agents", func(n int) (Result, error) { return publish(ctx, e, n) })
 }
 
 func publish(ctx context.Context, e *env, n int) (Result, error) {

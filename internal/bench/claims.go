@@ -17,11 +17,17 @@ import (
 
 // runUncontended: each agent claims and releases its own path.
 func runUncontended(ctx context.Context, e *env) ([]Result, error) {
+	return eachSize(e.cfg.Agents, "agents", func(n int) (Result, error) { return uncontended(ctx, e, n) })
+}
+
+// eachSize runs one size of a scenario after another and collects the
+// results, stopping at the first error (which names the size).
+func eachSize(sizes []int, unit string, run func(n int) (Result, error)) ([]Result, error) {
 	var out []Result
-	for _, n := range e.cfg.Agents {
-		r, err := uncontended(ctx, e, n)
+	for _, n := range sizes {
+		r, err := run(n)
 		if err != nil {
-			return out, fmt.Errorf("%d agents: %w", n, err)
+			return out, fmt.Errorf("%d %s: %w", n, unit, err)
 		}
 		out = append(out, r)
 	}
@@ -83,15 +89,7 @@ func runTryHeld(ctx context.Context, e *env) ([]Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out []Result
-	for _, n := range e.cfg.Agents {
-		r, err := tryHeld(ctx, e, n, path, subj)
-		if err != nil {
-			return out, fmt.Errorf("%d agents: %w", n, err)
-		}
-		out = append(out, r)
-	}
-	return out, nil
+	return eachSize(e.cfg.Agents, "agents", func(n int) (Result, error) { return tryHeld(ctx, e, n, path, subj) })
 }
 
 func tryHeld(ctx context.Context, e *env, n int, path, subj string) (Result, error) {

@@ -17,15 +17,7 @@ import (
 // runHandoff: a sender hands work to a recipient, which sees it in its
 // listing and accepts it; n such pairs at once.
 func runHandoff(ctx context.Context, e *env) ([]Result, error) {
-	var out []Result
-	for _, n := range e.cfg.Agents {
-		r, err := handoff(ctx, e, n)
-		if err != nil {
-			return out, fmt.Errorf("%d pairs: %w", n, err)
-		}
-		out = append(out, r)
-	}
-	return out, nil
+	return eachSize(e.cfg.Agents, "pairs", func(n int) (Result, error) { return handoff(ctx, e, n) })
 }
 
 func handoff(ctx context.Context, e *env, n int) (Result, error) {
