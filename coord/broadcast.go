@@ -125,7 +125,12 @@ func (c *Client) Publish(ctx context.Context, channel, message string) (Broadcas
 	// No Nats-Expected-Stream header (it costs the server a header parse
 	// per message, about 5 µs here): the acknowledgement names the stream,
 	// which is checked instead.
-	ack, err := c.js.Publish(ctx, subj, body)
+	// A channel outside the user's permissions fails at once with
+	// ErrPermissionDenied instead of waiting for the deadline.
+	pctx, done := c.refusable(ctx, subj)
+	ack, err := c.js.Publish(pctx, subj, body)
+	err = refusedErr(pctx, err)
+	done()
 	if err != nil {
 		return Broadcast{}, fmt.Errorf("coord: publishing to channel %q: %w", channel, streamError(err))
 	}

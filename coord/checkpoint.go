@@ -151,7 +151,13 @@ func (c *Client) ResetCheckpoint(ctx context.Context, name string) error {
 	for _, e := range entries {
 		// Revision-checked: an entry that moved on was already removed by
 		// a concurrent reset (an arrival never overwrites a live key).
-		if _, err := b.Delete(ctx, e.Key, e.Revision); err != nil && !errors.Is(err, kvstore.ErrRevisionMismatch) {
+		// Another agent's arrival outside this user's permissions is
+		// refused at once (ErrPermissionDenied), not after the deadline.
+		pctx, done := c.refusable(ctx, "$KV."+subjects.CheckpointsBucket+"."+e.Key)
+		_, err := b.Delete(pctx, e.Key, e.Revision)
+		err = refusedErr(pctx, err)
+		done()
+		if err != nil && !errors.Is(err, kvstore.ErrRevisionMismatch) {
 			return fmt.Errorf("coord: resetting checkpoint %q: %w", name, wrapNATS(err))
 		}
 	}
