@@ -68,6 +68,9 @@ type wakeup struct {
 	// Next is the waiter after this one, as the releaser found it: the new
 	// holder's own release then needs no look-up.
 	Next *nextRef `json:"next,omitempty"`
+	// Taken is set by a waiter removing its own key after it took the
+	// claim: not a wake-up, and not a waiter that left.
+	Taken bool `json:"taken,omitempty"`
 	// recheck: events may have been missed (reconnect); our key may still
 	// be in place.
 	recheck bool
@@ -156,8 +159,18 @@ func (c *Client) notifyWaiter(ctx context.Context, w waiterRef, grant *wakeup) (
 		if err != nil {
 			return false, wrapNATS(err)
 		}
+		if !e.Live() {
+			// Its key is gone. If it went with a "taken" note, the waiter
+			// saw our grant on the claim key and holds it: not gone. Else
+			// it left (gave up) before it could take the claim.
+			var note wakeup
+			if json.Unmarshal(e.Value, &note) == nil && note.Taken && note.Lease == w.rec.Lease {
+				return false, nil
+			}
+			return true, nil
+		}
 		var cur waiterRecord
-		if !e.Live() || json.Unmarshal(e.Value, &cur) != nil || cur.Lease != w.rec.Lease {
+		if json.Unmarshal(e.Value, &cur) != nil || cur.Lease != w.rec.Lease {
 			return true, nil
 		}
 		rev = e.Revision // it renewed its key meanwhile

@@ -193,6 +193,9 @@ func (q *waitQueue) dispatch(ctx context.Context, w *kvstore.Watcher, reconnecte
 				q.c.log.Warn().Err(err).Str("key", ev.Key).Msg("unreadable grant note; re-reading the claim")
 				wu = wakeup{}
 			}
+			if wu.Taken {
+				continue // our own removal after taking the claim
+			}
 		}
 		q.mu.Lock()
 		ch := q.waits[ev.Key]

@@ -167,14 +167,14 @@ func (q *waitQueue) wait(ctx context.Context, key, clean string, o claimOptions,
 				return nil, err
 			}
 			if cur.Lease == wrec.Lease {
-				q.leave(ctx, wkey, &wrev)
+				q.leave(ctx, wkey, wrec.Lease, &wrev)
 				return c.hold(key, e.Revision, cur, e.Created), nil
 			}
 		}
 		if !live || cur.Agent == c.opts.agent {
 			cl, err := c.tryAcquire(ctx, key, clean, o)
 			if err == nil {
-				q.leave(ctx, wkey, &wrev)
+				q.leave(ctx, wkey, wrec.Lease, &wrev)
 				return cl, nil
 			}
 			if !errors.Is(err, ErrClaimed) {
@@ -315,11 +315,15 @@ func (q *waitQueue) awaitExpiry(ctx context.Context, key string, rev uint64, wak
 
 // leave removes our waiter key after we got the claim (if the releaser did
 // not already delete it).
-func (q *waitQueue) leave(ctx context.Context, wkey string, wrev *uint64) {
+func (q *waitQueue) leave(ctx context.Context, wkey, lease string, wrev *uint64) {
 	if *wrev == 0 {
 		return
 	}
-	if _, err := q.c.waiters.Delete(ctx, wkey, *wrev); err != nil && !errors.Is(err, kvstore.ErrRevisionMismatch) {
+	// The marker says the claim was taken: a releaser that handed it to us
+	// and finds our key gone must not take it for a waiter that left and
+	// pass the claim on in our name (that would make two holders).
+	note, _ := json.Marshal(wakeup{Lease: lease, Taken: true})
+	if _, err := q.c.waiters.DeleteWithNote(ctx, wkey, *wrev, note); err != nil && !errors.Is(err, kvstore.ErrRevisionMismatch) {
 		q.c.log.Debug().Err(err).Str("key", wkey).Msg("could not remove waiter key; it expires by itself")
 	}
 	*wrev = 0
