@@ -235,6 +235,11 @@ func (f *checkpointFollower) follow(ctx context.Context, b *kvstore.Bucket, filt
 				if ctx.Err() != nil {
 					return false, c.waitEnded(f.user, f.name)
 				}
+				if c.ctx.Err() != nil {
+					// Close ended the watch (nats.go closes it when the
+					// client's context ends) before our select saw it.
+					return false, fmt.Errorf("coord: waiting for checkpoint %q: %w", f.name, ErrClosed)
+				}
 				return false, fmt.Errorf("coord: waiting for checkpoint %q: %w: watch closed", f.name, ErrUnavailable)
 			}
 			f.apply(kvstore.Convert(raw))

@@ -194,7 +194,14 @@ func (c *Client) runWatch(ctx, clientCtx context.Context, kw *kvstore.Watcher, f
 			e, open = kvstore.Convert(raw), ok
 		}
 		if !open {
-			end(fmt.Errorf("%w: claim watch ended by the server or connection", ErrUnavailable))
+			switch {
+			case clientCtx.Err() != nil:
+				end(ErrClosed) // Close ended the watch first
+			case ctx.Err() != nil:
+				end(ctx.Err())
+			default:
+				end(fmt.Errorf("%w: claim watch ended by the server or connection", ErrUnavailable))
+			}
 			return
 		}
 		if e.InitialDone {
