@@ -15,23 +15,12 @@ import (
 // (left behind by a crashed accept). Listing another agent's handoffs needs
 // a user allowed to (ErrPermissionDenied otherwise).
 func (c *Client) Handoffs(ctx context.Context, agent string) ([]Handoff, error) {
-	if c.isClosed() {
-		return nil, ErrClosed
-	}
-	if agent == "" {
-		agent = c.opts.agent
-	}
-	pend, done, err := c.handoffSubjects(agent)
-	if err != nil {
-		return nil, err
-	}
 	ctx, cancel := withDefaultTimeout(ctx)
 	defer cancel()
-	st, err := c.handoffStream(ctx)
+	agent, name, pend, done, err := c.handoffListing(ctx, agent)
 	if err != nil {
 		return nil, err
 	}
-	name := st.CachedInfo().Config.Name
 	out, err := c.readHandoffs(ctx, name, agent, false, pend+".*")
 	if err != nil || len(out) == 0 {
 		return out, err
@@ -59,23 +48,33 @@ func (c *Client) Handoffs(ctx context.Context, agent string) ([]Handoff, error) 
 // HandoffArchive returns agent's accepted and rejected handoffs still within
 // the retention window ("" = this client's agent), in decision order.
 func (c *Client) HandoffArchive(ctx context.Context, agent string) ([]Handoff, error) {
+	ctx, cancel := withDefaultTimeout(ctx)
+	defer cancel()
+	agent, name, _, done, err := c.handoffListing(ctx, agent)
+	if err != nil {
+		return nil, err
+	}
+	return c.readHandoffs(ctx, name, agent, true, done+".*")
+}
+
+// handoffListing resolves what both listings need: the agent ("" = this
+// client's), the stream's name and the agent's pending and decided subject
+// prefixes.
+func (c *Client) handoffListing(ctx context.Context, agent string) (who, stream, pend, done string, err error) {
 	if c.isClosed() {
-		return nil, ErrClosed
+		return "", "", "", "", ErrClosed
 	}
 	if agent == "" {
 		agent = c.opts.agent
 	}
-	_, done, err := c.handoffSubjects(agent)
-	if err != nil {
-		return nil, err
+	if pend, done, err = c.handoffSubjects(agent); err != nil {
+		return "", "", "", "", err
 	}
-	ctx, cancel := withDefaultTimeout(ctx)
-	defer cancel()
 	st, err := c.handoffStream(ctx)
 	if err != nil {
-		return nil, err
+		return "", "", "", "", err
 	}
-	return c.readHandoffs(ctx, st.CachedInfo().Config.Name, agent, true, done+".*")
+	return agent, st.CachedInfo().Config.Name, pend, done, nil
 }
 
 // readHandoffs returns every readable handoff on filter in stream order,
