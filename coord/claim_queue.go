@@ -91,10 +91,15 @@ func (q *waitQueue) ensureWatch(ctx context.Context) error {
 	return nil
 }
 
-// watchAttempt bounds one try at creating the watch. On a cluster that has
-// just lost a node, the server can place the watch's consumer on that node
-// and never answer the create; a new try is placed on a live one.
-const watchAttempt = 3 * time.Second
+// A try at creating the watch is bounded: on a cluster that has just lost
+// a node, the server can place the watch's consumer on that node and never
+// answer the create, and a node that has just restarted can drop the
+// request before its routes are up; a new try gets through. The first try
+// gets firstWatchAttempt, each next one twice as long, up to maxWatchAttempt.
+const (
+	firstWatchAttempt = 500 * time.Millisecond
+	maxWatchAttempt   = 3 * time.Second
+)
 
 // startWatch creates the watch on the client's waiter keys, retrying
 // unanswered creates (and unavailability) until ctx ends. The watch lives until the client
@@ -104,9 +109,11 @@ const watchAttempt = 3 * time.Second
 func (q *waitQueue) startWatch(ctx context.Context) (w *kvstore.Watcher, cancel context.CancelFunc, err error) {
 	retry := time.NewTimer(0)
 	defer retry.Stop()
+	limit := firstWatchAttempt
 	for {
 		wctx, wcancel := context.WithCancel(q.c.ctx)
-		attempt := time.AfterFunc(watchAttempt, wcancel)
+		attempt := time.AfterFunc(limit, wcancel)
+		limit = min(2*limit, maxWatchAttempt)
 		detach := context.AfterFunc(ctx, wcancel)
 		w, err = q.c.waiters.Watch(wctx, []string{subjects.WaiterClientFilter(q.c.id)}, kvstore.UpdatesOnly())
 		timedOut := !attempt.Stop()
@@ -159,6 +166,12 @@ func (q *waitQueue) dispatch(ctx context.Context, w *kvstore.Watcher, reconnecte
 		case <-ctx.Done():
 			return
 		case <-reconnected:
+			// Every wait re-reads where it stands at once: a grant made
+			// while we were away is taken without waiting for the new
+			// watch (whose create can go unanswered for a while after a
+			// node restarts), and again once the new watch is in place,
+			// so a release between the two reads is not missed.
+			q.wakeAll(wakeup{recheck: true})
 			// Bounded: right after a node is lost the create can go
 			// unanswered, and this goroutine delivers every wake-up.
 			rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)

@@ -15,8 +15,17 @@ import (
 
 // TestMain fails the package if any goroutine (a client's keeper, watch
 // dispatcher or renewal, or a server's) outlives the tests that started it.
+//
+// Two nats-server goroutines are exempt: when a node of a cluster shuts
+// down while a stream is being created or restored on it, nats-server
+// 2.15 can leave that stream's state-flush loop and its access-time ticker
+// running (seen about once in 40 runs of a restart test). They belong to a
+// server that is gone, not to coord.
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreTopFunction("github.com/nats-io/nats-server/v2/server.(*fileStore).flushStreamStateLoop"),
+		goleak.IgnoreTopFunction("github.com/nats-io/nats-server/v2/server/ats.Register.func1"),
+	)
 }
 
 // newClient starts a client for agent on srv, closed when the test ends.

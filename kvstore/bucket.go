@@ -134,11 +134,14 @@ func (b *Bucket) publish(ctx context.Context, key string, value []byte, hdr nats
 	if ttl > 0 {
 		opts = append(opts, jetstream.WithMsgTTL(roundTTL(ttl)))
 	}
-	ack, err := b.js.PublishMsg(ctx, m, opts...)
-	if err != nil {
-		return 0, mapError(err)
-	}
-	return ack.Sequence, nil
+	opts = append(opts, jetstream.WithRetryAttempts(0)) // retried below, until ctx ends
+	return retry(ctx, 0, func(ctx context.Context) (uint64, error) {
+		ack, err := b.js.PublishMsg(ctx, m, opts...)
+		if err != nil {
+			return 0, err
+		}
+		return ack.Sequence, nil
+	})
 }
 
 // roundTTL rounds a TTL up to whole seconds, the server's resolution.
@@ -255,22 +258,23 @@ func (b *Bucket) Next(ctx context.Context, filter string, from uint64) (Entry, e
 // directGet reads one message with the direct get API: the reply is the
 // stored message itself, with its sequence, subject and time in headers.
 func (b *Bucket) directGet(ctx context.Context, subj string, body []byte) (Entry, error) {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-	}
-	reply, err := b.nc.RequestWithContext(ctx, subj, body)
-	if err != nil {
-		return Entry{}, mapError(err)
-	}
+	return retry(ctx, firstReadAttempt, func(ctx context.Context) (Entry, error) {
+		reply, err := b.nc.RequestWithContext(ctx, subj, body)
+		if err != nil {
+			return Entry{}, err
+		}
+		return b.parseDirect(subj, reply)
+	})
+}
+
+func (b *Bucket) parseDirect(subj string, reply *nats.Msg) (Entry, error) {
 	hdr := reply.Header
 	if len(reply.Data) == 0 && hdr.Get("Status") != "" {
 		switch hdr.Get("Status") {
 		case "404":
 			return Entry{}, fmt.Errorf("%w: %s", ErrNotFound, subj)
 		case "408":
-			return Entry{}, fmt.Errorf("%w: direct get on %s timed out", ErrUnavailable, b.stream)
+			return Entry{}, fmt.Errorf("%w: %w on %s", ErrUnavailable, errDirectTimeout, b.stream)
 		default:
 			return Entry{}, fmt.Errorf("kvstore: direct get on %s: status %s %s", b.stream, hdr.Get("Status"), hdr.Get("Description"))
 		}
@@ -316,21 +320,22 @@ func (b *Bucket) getMsg(ctx context.Context, req msgGetRequest) (Entry, error) {
 	if err != nil {
 		return Entry{}, err
 	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-	}
-	reply, err := b.nc.RequestWithContext(ctx, b.getSubj, body)
-	if err != nil {
-		return Entry{}, mapError(err)
-	}
+	return retry(ctx, firstReadAttempt, func(ctx context.Context) (Entry, error) {
+		reply, err := b.nc.RequestWithContext(ctx, b.getSubj, body)
+		if err != nil {
+			return Entry{}, err
+		}
+		return b.parseMsgGet(reply)
+	})
+}
+
+func (b *Bucket) parseMsgGet(reply *nats.Msg) (Entry, error) {
 	var resp msgGetResponse
 	if err := json.Unmarshal(reply.Data, &resp); err != nil {
 		return Entry{}, fmt.Errorf("kvstore: decoding message get response: %w", err)
 	}
 	if resp.Error != nil {
-		return Entry{}, mapError(resp.Error)
+		return Entry{}, resp.Error // mapped by retry
 	}
 	if resp.Msg == nil {
 		return Entry{}, fmt.Errorf("kvstore: empty message get response from %s", b.stream)

@@ -1,0 +1,87 @@
+package kvstore
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+)
+
+// A write that finds no stream to take it (no responders: nothing stored)
+// is sent again until the stream is back or the context ends, as it is
+// while a cluster re-forms after losing a node.
+func TestWriteRetriesWhileNoStreamAnswers(t *testing.T) {
+	_, js, b := newBucket(t)
+	ctx := testCtx(t)
+	if err := js.DeleteStream(ctx, b.Stream()); err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	start := time.Now()
+	_, err := b.Put(short, "k", []byte("v"), 0)
+	cancel()
+	if !errors.Is(err, ErrUnavailable) && !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Put with no stream: %v, want unavailable or deadline", err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("Put with no stream took %v past a 300ms deadline", took)
+	}
+
+	// Later than nats.go's own two retries (250ms apart) would reach.
+	back := time.AfterFunc(1200*time.Millisecond, func() {
+		if _, err := EnsureBucket(ctx, js, BucketConfig{Name: "kvtest", MarkerTTL: time.Second}); err != nil {
+			t.Errorf("re-creating the bucket: %v", err)
+		}
+	})
+	defer back.Stop()
+	rev, err := b.Put(ctx, "k", []byte("v"), 0)
+	if err != nil {
+		t.Fatalf("Put while the stream comes back: %v", err)
+	}
+	e, err := b.Get(ctx, "k")
+	if err != nil || e.Revision != rev || string(e.Value) != "v" {
+		t.Fatalf("after the retried Put: %+v, %v; want revision %d", e, err, rev)
+	}
+}
+
+// A read with no responders (here: a direct get on a stream that is gone)
+// is sent again until it is answered.
+func TestReadRetriesWhileNoStreamAnswers(t *testing.T) {
+	_, js, b := newBucket(t)
+	if !b.direct {
+		t.Skip("bucket does not use direct gets")
+	}
+	ctx := testCtx(t)
+	if err := js.DeleteStream(ctx, b.Stream()); err != nil {
+		t.Fatal(err)
+	}
+	back := time.AfterFunc(400*time.Millisecond, func() {
+		if _, err := EnsureBucket(ctx, js, BucketConfig{Name: "kvtest", MarkerTTL: time.Second}); err != nil {
+			t.Errorf("re-creating the bucket: %v", err)
+		}
+	})
+	defer back.Stop()
+	start := time.Now()
+	_, err := b.Last(ctx, "k")
+	if !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Last while the stream comes back: %v, want ErrNotFound from the new stream", err)
+	}
+	if took := time.Since(start); took < 300*time.Millisecond {
+		t.Fatalf("Last answered after %v, before the stream was back", took)
+	}
+}
+
+func TestTransient(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{mapError(errors.New("x")), false},
+		{ErrRevisionMismatch, false},
+		{errDirectTimeout, true},
+	} {
+		if got := transient(tc.err); got != tc.want {
+			t.Errorf("transient(%v) = %v, want %v", tc.err, got, tc.want)
+		}
+	}
+}
