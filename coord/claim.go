@@ -394,7 +394,8 @@ func (c *Client) Release(ctx context.Context, cl *Claim) error {
 	l.mu.Lock()
 	rev, rec := l.rev, l.rec
 	l.mu.Unlock()
-	err := c.passOn(ctx, l.key, rev, rec, passOptions{next: l.takeSuccessor(ctx)})
+	next, after := l.takeSuccessor(ctx)
+	err := c.passOn(ctx, l.key, rev, rec, passOptions{next: next, after: after})
 	switch {
 	case err == nil:
 		l.finish(errReleased)
@@ -635,6 +636,9 @@ type lease struct {
 	lost     chan struct{}
 	// successor is the next waiter, looked up ahead of the release.
 	successor chan waiterRef
+	// after is the waiter after the successor, looked up ahead too (when
+	// the successor came with the grant), for the successor's grant note.
+	after chan *nextRef
 }
 
 func (l *lease) leaseID() string {

@@ -1,6 +1,7 @@
 package coord
 
 import (
+	"context"
 	"encoding/json"
 	"testing"
 	"time"
@@ -12,73 +13,150 @@ import (
 	"github.com/cogos-dev/coord/testenv"
 )
 
-// A grant note forged by a third party (anyone who may write waiter keys)
-// must not make a waiter believe it holds a claim: the waiter checks the
-// claim key itself, and its token is the real revision.
-func TestForgedGrantNoteIsNotAGrant(t *testing.T) {
+// queuedBob has alice hold src/x.go and bob wait for it; it returns what a
+// third party with KV access sees: bob's waiter key and record, the claim
+// key, and raw JetStream, plus the channel bob's Acquire reports on.
+type queuedBob struct {
+	alice    *Client
+	held     *Claim
+	js       jetstream.JetStream
+	claims   jetstream.KeyValue
+	claimKey string
+	wkey     string
+	w        waiterRecord
+	got      chan *Claim
+}
+
+func queueBob(t *testing.T, ctx context.Context) *queuedBob {
+	t.Helper()
 	srv := testenv.Start(t)
-	alice := newClient(t, srv, "alice")
+	q := &queuedBob{alice: newClient(t, srv, "alice"), got: make(chan *Claim, 1)}
 	bob := newClient(t, srv, "bob")
-	ctx := testCtx(t, 30*time.Second)
-	held, err := alice.TryAcquire(ctx, "src/x.go")
-	if err != nil {
+	var err error
+	if q.held, err = q.alice.TryAcquire(ctx, "src/x.go"); err != nil {
 		t.Fatal(err)
 	}
-	got := make(chan *Claim, 1)
 	go func() {
 		cl, err := bob.Acquire(ctx, "src/x.go")
 		if err != nil {
 			t.Errorf("bob Acquire: %v", err)
 		}
-		got <- cl
+		q.got <- cl
 	}()
-
-	// Find bob's waiter key, as a malicious agent with KV access could.
-	js, err := jetstream.New(srv.Connect(t))
+	if q.js, err = jetstream.New(srv.Connect(t)); err != nil {
+		t.Fatal(err)
+	}
+	waiters, err := q.js.KeyValue(ctx, subjects.WaitersBucket)
 	if err != nil {
 		t.Fatal(err)
 	}
-	kv, err := js.KeyValue(ctx, subjects.WaitersBucket)
-	if err != nil {
+	if q.claims, err = q.js.KeyValue(ctx, subjects.ClaimsBucket); err != nil {
 		t.Fatal(err)
 	}
-	claimKey, _, _ := subjects.ClaimKey("test", "src/x.go")
-	wkey := subjects.WaiterKey(bob.ID(), claimKey)
-	var e jetstream.KeyValueEntry
+	q.claimKey, _, _ = subjects.ClaimKey("test", "src/x.go")
+	q.wkey = subjects.WaiterKey(bob.ID(), q.claimKey)
+	// Queued means: bob's key is written and the claim carries the flag.
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if e, err = kv.Get(ctx, wkey); err == nil {
-			break
+		e, err := waiters.Get(ctx, q.wkey)
+		if err == nil {
+			if err := json.Unmarshal(e.Value(), &q.w); err != nil {
+				t.Fatal(err)
+			}
+			if c, err := q.claims.Get(ctx, q.claimKey); err == nil {
+				if rec, err := decodeClaim(q.claimKey, c.Value()); err == nil && rec.Waiters {
+					return q
+				}
+			}
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("bob never queued: %v", err)
 		}
 	}
-	var w waiterRecord
-	if err := json.Unmarshal(e.Value(), &w); err != nil {
-		t.Fatal(err)
-	}
-	note, _ := json.Marshal(wakeup{Revision: 999999, Lease: w.Lease, ClaimedAt: time.Now()})
-	m := nats.NewMsg("$KV." + subjects.WaitersBucket + "." + wkey)
+}
+
+// note writes a grant note on bob's waiter key, as a releaser does.
+func (q *queuedBob) note(t *testing.T, ctx context.Context, rev uint64) {
+	t.Helper()
+	note, _ := json.Marshal(wakeup{Revision: rev, Lease: q.w.Lease, ClaimedAt: time.Now()})
+	m := nats.NewMsg("$KV." + subjects.WaitersBucket + "." + q.wkey)
 	m.Header.Set("KV-Operation", "DEL")
 	m.Data = note
-	if _, err := js.PublishMsg(ctx, m); err != nil {
+	if _, err := q.js.PublishMsg(ctx, m); err != nil {
 		t.Fatal(err)
 	}
+}
 
-	select {
-	case cl := <-got:
-		t.Fatalf("a forged note made bob the holder (token %d) while alice holds the claim", cl.Token)
-	case <-time.After(time.Second):
-	}
-	if err := held.Release(ctx); err != nil {
+func (q *queuedBob) claimRevision(t *testing.T, ctx context.Context) uint64 {
+	t.Helper()
+	e, err := q.claims.Get(ctx, q.claimKey)
+	if err != nil {
 		t.Fatal(err)
 	}
+	return e.Revision()
+}
+
+// A grant note forged by a third party (anyone who may write waiter keys)
+// must not make a waiter believe it holds a claim: the waiter checks the
+// claim key itself, and its token is the real revision. Neither a note
+// naming a revision that does not exist nor one naming the claim's current
+// revision (which a waiter takes for a hand-over still on its way) does.
+func TestForgedGrantNoteIsNotAGrant(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		rev  func(q *queuedBob, t *testing.T, ctx context.Context) uint64
+	}{
+		{"made-up revision", func(*queuedBob, *testing.T, context.Context) uint64 { return 999999 }},
+		{"current revision", func(q *queuedBob, t *testing.T, ctx context.Context) uint64 { return q.claimRevision(t, ctx) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := testCtx(t, 30*time.Second)
+			q := queueBob(t, ctx)
+			q.note(t, ctx, tc.rev(q, t, ctx))
+			select {
+			case cl := <-q.got:
+				t.Fatalf("a forged note made bob the holder (token %d) while alice holds the claim", cl.Token)
+			case <-time.After(time.Second):
+			}
+			if err := q.held.Release(ctx); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case cl := <-q.got:
+				if cl.Token == 999999 || cl.Token <= q.held.Token {
+					t.Fatalf("bob's token %d: want the claim's real revision, above alice's %d", cl.Token, q.held.Token)
+				}
+			case <-ctx.Done():
+				t.Fatal("bob did not get the claim after alice released it")
+			}
+		})
+	}
+}
+
+// A releaser sends the write that hands the claim over and the grant note
+// together, and the note can be stored first: the waiter must wait for the
+// write (not give up its grant, not take the claim before it is its own).
+func TestGrantNoteBeforeTheClaimWrite(t *testing.T) {
+	ctx := testCtx(t, 30*time.Second)
+	q := queueBob(t, ctx)
+	rev := q.claimRevision(t, ctx)
+	q.note(t, ctx, rev)
 	select {
-	case cl := <-got:
-		if cl.Token == 999999 || cl.Token <= held.Token {
-			t.Fatalf("bob's token %d: want the claim's real revision, above alice's %d", cl.Token, held.Token)
+	case cl := <-q.got:
+		t.Fatalf("bob took the claim (token %d) before it was written over to him", cl.Token)
+	case <-time.After(300 * time.Millisecond):
+	}
+	granted := claimRecord{Path: "src/x.go", Agent: q.w.Agent, Reason: q.w.Reason, ClaimedAt: time.Now().UTC(),
+		TTLSeconds: q.w.TTLSeconds, Client: q.w.Client, Lease: q.w.Lease}
+	nrev, err := q.claims.Update(ctx, q.claimKey, granted.encode(), rev)
+	if err != nil {
+		t.Fatalf("handing the claim over: %v", err)
+	}
+	select {
+	case cl := <-q.got:
+		if cl.Token != nrev || !cl.Held() {
+			t.Fatalf("bob's claim: token %d held %v; want token %d", cl.Token, cl.Held(), nrev)
 		}
 	case <-ctx.Done():
-		t.Fatal("bob did not get the claim after alice released it")
+		t.Fatal("bob never took the claim handed to him")
 	}
 }

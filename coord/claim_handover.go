@@ -31,29 +31,52 @@ func (l *lease) prefetchSuccessor() {
 	}
 }
 
-// setSuccessor records a successor the releaser already found.
+// setSuccessor records a successor the releaser already found, and looks
+// up the waiter after it while the claim is held: the release then writes
+// the claim over and wakes the successor, its grant note naming who comes
+// next, without a look-up on the way.
 func (l *lease) setSuccessor(w waiterRef) {
 	p := make(chan waiterRef, 1)
 	p <- w
+	a := make(chan *nextRef, 1)
 	l.mu.Lock()
 	l.successor = p
+	l.after = a
 	l.mu.Unlock()
+	if !l.c.goTracked(func(ctx context.Context) {
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		a <- l.c.lookAfter(ctx, l.key, w)
+	}) {
+		a <- nil
+	}
 }
 
-// takeSuccessor returns the prefetched next waiter, if the lookup is done.
-func (l *lease) takeSuccessor(ctx context.Context) waiterRef {
+// lookAfter finds the waiter queued after w, as a grant note carries it
+// (nil for none, or when the look-up failed: the note is only a hint).
+func (c *Client) lookAfter(ctx context.Context, key string, w waiterRef) *nextRef {
+	n, ok, err := c.nextWaiterFrom(ctx, key, w.rev+1)
+	if err != nil || !ok {
+		return nil
+	}
+	return &nextRef{Key: n.key, Rev: n.rev, Rec: n.rec}
+}
+
+// takeSuccessor returns the prefetched next waiter, once its look-up is
+// done, and the look-up of the one after it (nil if none was started).
+func (l *lease) takeSuccessor(ctx context.Context) (waiterRef, <-chan *nextRef) {
 	l.mu.Lock()
-	p := l.successor
-	l.successor = nil
+	p, a := l.successor, l.after
+	l.successor, l.after = nil, nil
 	l.mu.Unlock()
 	if p == nil {
-		return waiterRef{}
+		return waiterRef{}, nil
 	}
 	select {
 	case w := <-p:
-		return w
+		return w, a
 	case <-ctx.Done():
-		return waiterRef{}
+		return waiterRef{}, nil
 	}
 }
 
@@ -62,6 +85,9 @@ func (l *lease) takeSuccessor(ctx context.Context) waiterRef {
 // the waiter needs no read to know it holds the claim; a nudge (the claim
 // was deleted, try again) has no body.
 type wakeup struct {
+	// Revision is the claim's revision the grant replaces: the note can
+	// arrive before the write that hands the claim over is stored, and a
+	// waiter that reads this revision waits for the key to move.
 	Revision  uint64    `json:"rev,omitempty"`
 	Lease     string    `json:"lease,omitempty"`
 	ClaimedAt time.Time `json:"claimed_at,omitempty"`
@@ -211,6 +237,8 @@ type passOptions struct {
 	// next: the waiter found ahead of time (prefetched while holding); it
 	// may have left since, which passOn handles like any departed waiter.
 	next waiterRef
+	// after: the look-up of the waiter after next, started while holding.
+	after <-chan *nextRef
 }
 
 // passOn ends a holding (rev, rec): the claim goes to the oldest waiter if
@@ -223,6 +251,7 @@ func (c *Client) passOn(ctx context.Context, key string, rev uint64, rec claimRe
 	for range 32 {
 		if rec.Waiters {
 			w, ok, err := o.next, o.next.key != "", error(nil)
+			hinted := ok
 			o.next = waiterRef{} // a guess is good once; after that, look
 			if !ok {
 				w, ok, err = c.nextWaiter(ctx, key)
@@ -241,21 +270,28 @@ func (c *Client) passOn(ctx context.Context, key string, rev uint64, rec claimRe
 					Lease:      w.rec.Lease,
 					Waiters:    true,
 				}
-				// Look up the waiter after w while the claim is written over,
-				// and hand it to w with the grant: w's own release then
-				// starts with no look-up. (Only a hint: w copes if it left.)
-				after := make(chan *nextRef, 1)
-				go func() {
-					n, ok, err := c.nextWaiterFrom(ctx, key, w.rev+1)
-					if err != nil || !ok {
-						after <- nil
-						return
+				// Who comes after w, for its grant note: looked up while we
+				// held the claim when w came with our own grant (else w looks
+				// it up while it holds the claim).
+				var successor *nextRef
+				if o.after != nil && hinted {
+					select {
+					case successor = <-o.after:
+					case <-ctx.Done():
 					}
-					after <- &nextRef{Key: n.key, Rev: n.rev, Rec: n.rec}
-				}()
-				nrev, err := c.claims.Update(ctx, key, next.encode(), rev, next.ttl())
-				successor := <-after
+				}
+				o.after = nil
+				// The claim is written over to w and w is woken in the same
+				// breath, without waiting for the first write's ack: the two
+				// go to different streams, so the note can be stored (and w
+				// woken) first; w then finds the claim at rev and waits for
+				// it to move. This takes a round trip off every hand-over.
+				pending := c.claims.UpdateAsync(key, next.encode(), rev, next.ttl())
+				gone, nerr := c.notifyWaiter(ctx, w, &wakeup{Revision: rev, Lease: next.Lease, ClaimedAt: next.ClaimedAt, Next: successor})
+				nrev, err := pending.Wait(ctx)
 				if errors.Is(err, kvstore.ErrRevisionMismatch) {
+					// The claim moved under us: w was woken for nothing; it
+					// reads the claim, sees it is not its, and queues again.
 					if rev, rec, err = c.reread(ctx, key, lease, onBehalf); err != nil || rev == 0 {
 						return err
 					}
@@ -266,9 +302,8 @@ func (c *Client) passOn(ctx context.Context, key string, rev uint64, rec claimRe
 				}
 				c.markHeld(key) // our next try starts with a read
 				c.noteHandedOver(key, kvstore.Entry{Key: key, Value: next.encode(), Revision: nrev, Created: time.Now()})
-				gone, err := c.notifyWaiter(ctx, w, &wakeup{Revision: nrev, Lease: next.Lease, ClaimedAt: next.ClaimedAt, Next: successor})
-				if err != nil {
-					return err
+				if nerr != nil {
+					return nerr
 				}
 				if !gone {
 					return nil

@@ -237,6 +237,18 @@ func (q *waitQueue) wait(ctx context.Context, key, clean string, o claimOptions,
 					// single-replica bucket): only a record carrying our
 					// lease makes us the holder, with its revision as token.
 					e, err := c.claims.Last(ctx, key)
+					if err == nil && e.Revision == wu.Revision {
+						e, err = c.claims.Last(ctx, key)
+					}
+					if err == nil && e.Revision == wu.Revision {
+						// The write that hands us the claim is sent with
+						// the note, not before it, and can be stored after
+						// it: wait (on a watch) for the key to move.
+						if err := q.awaitMove(ctx, key, wu.Revision, wake); err != nil {
+							return nil, err
+						}
+						e, err = c.claims.Last(ctx, key)
+					}
 					if err != nil || !e.Live() {
 						break waiting
 					}
@@ -266,7 +278,7 @@ func (q *waitQueue) wait(ctx context.Context, key, clean string, o claimOptions,
 					}
 				}
 			case <-expiry.C:
-				if err := q.awaitExpiry(ctx, key, e.Revision, wake); err != nil {
+				if err := q.awaitMove(ctx, key, e.Revision, wake); err != nil {
 					return nil, err
 				}
 				break waiting
@@ -275,10 +287,12 @@ func (q *waitQueue) wait(ctx context.Context, key, clean string, o claimOptions,
 	}
 }
 
-// awaitExpiry runs when the holder's lease should have run out: if the
-// claim is still at the revision we saw, the server has not written its
-// expiry marker yet (it checks about every 250ms); watch the key for it.
-func (q *waitQueue) awaitExpiry(ctx context.Context, key string, rev uint64, wake chan wakeup) error {
+// awaitMove watches the claim key until it moves past revision rev (or a
+// wake-up arrives, which it leaves for the caller). Used when the holder's
+// lease should have run out but the server has not written its expiry
+// marker yet (it checks about every 250ms), and when a grant note arrived
+// before the write that hands us the claim was stored.
+func (q *waitQueue) awaitMove(ctx context.Context, key string, rev uint64, wake chan wakeup) error {
 	c := q.c
 	w, err := c.claims.Watch(ctx, []string{key})
 	if err != nil {

@@ -390,3 +390,45 @@ func parseTTL(v string) time.Duration {
 	}
 	return 0
 }
+
+// Pending is a write sent without waiting for its acknowledgement.
+type Pending struct {
+	f   jetstream.PubAckFuture
+	err error
+}
+
+// Wait returns the write's revision once the server acknowledged it, or its
+// mapped error.
+func (p *Pending) Wait(ctx context.Context) (uint64, error) {
+	if p.err != nil {
+		return 0, p.err
+	}
+	select {
+	case ack := <-p.f.Ok():
+		return ack.Sequence, nil
+	case err := <-p.f.Err():
+		return 0, mapError(err)
+	case <-ctx.Done():
+		return 0, mapError(ctx.Err())
+	}
+}
+
+// UpdateAsync is Update without waiting: the write is on the wire, in order
+// before anything sent after it on the same connection, when it returns.
+// Its outcome comes from Wait. (Writes to another stream sent after it may
+// still be stored first: streams store independently.)
+func (b *Bucket) UpdateAsync(key string, value []byte, rev uint64, ttl time.Duration) *Pending {
+	subj, err := b.subject(key)
+	if err != nil {
+		return &Pending{err: err}
+	}
+	opts := []jetstream.PublishOpt{jetstream.WithExpectLastSequencePerSubject(rev)}
+	if ttl > 0 {
+		opts = append(opts, jetstream.WithMsgTTL(roundTTL(ttl)))
+	}
+	f, err := b.js.PublishMsgAsync(&nats.Msg{Subject: subj, Data: value}, opts...)
+	if err != nil {
+		return &Pending{err: mapError(err)}
+	}
+	return &Pending{f: f}
+}
