@@ -126,14 +126,17 @@ func (q *waitQueue) startWatch(ctx context.Context) (w *kvstore.Watcher, cancel 
 			_ = w.Stop()
 			err = context.DeadlineExceeded
 		}
-		if ctx.Err() != nil || !(timedOut || errors.Is(err, kvstore.ErrUnavailable)) {
-			return nil, nil, err // the caller's end, or a lasting error
+		if ctx.Err() != nil {
+			return nil, nil, ctx.Err() // the caller's end
+		}
+		if !(timedOut || errors.Is(err, kvstore.ErrUnavailable)) {
+			return nil, nil, err // a lasting error
 		}
 		q.c.log.Debug().Err(err).Msg("creating the waiter watch failed; retrying")
 		retry.Reset(100 * time.Millisecond)
 		select {
 		case <-ctx.Done():
-			return nil, nil, err
+			return nil, nil, ctx.Err()
 		case <-retry.C:
 		}
 	}

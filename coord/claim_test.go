@@ -84,7 +84,15 @@ func TestClaimBasics(t *testing.T) {
 // path with a mix of TryAcquire and blocking Acquire. Inside the critical
 // section a holder slot proves there was never a second holder, and every
 // holder's token is above its predecessor's.
-func TestClaimMutualExclusion(t *testing.T) {
+func TestClaimMutualExclusion(t *testing.T) { mutualExclusion(t, false) }
+
+// Waiters that give up at random moments, some of them while the claim is
+// being handed to them (the grant note and the claim write are in flight):
+// the claim must never have two holders, and none may be left behind held
+// in the name of a waiter that left.
+func TestClaimMutualExclusionWithGiveUps(t *testing.T) { mutualExclusion(t, true) }
+
+func mutualExclusion(t *testing.T, giveUps bool) {
 	srv := testenv.Start(t)
 	const conns, workers = 8, 32
 	ncs := make([]*nats.Conn, conns)
@@ -102,6 +110,7 @@ func TestClaimMutualExclusion(t *testing.T) {
 		grants    atomic.Int64
 		tries     atomic.Int64
 		refused   atomic.Int64
+		gaveUp    atomic.Int64
 		violation atomic.Value // first violation seen
 	)
 	fail := func(format string, a ...any) { violation.CompareAndSwap(nil, fmt.Sprintf(format, a...)) }
@@ -126,9 +135,17 @@ func TestClaimMutualExclusion(t *testing.T) {
 						continue
 					}
 				} else {
-					actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+					limit, impatient := 5*time.Second, giveUps && rng.IntN(2) == 0
+					if impatient {
+						limit = time.Duration(rng.IntN(3000)) * time.Microsecond
+					}
+					actx, cancel := context.WithTimeout(ctx, limit)
 					cl, err = c.Acquire(actx, path)
 					cancel()
+					if impatient && errors.Is(err, ErrTimeout) {
+						gaveUp.Add(1)
+						continue
+					}
 				}
 				if err != nil {
 					fail("agent %d acquire: %v", i, err)
@@ -162,7 +179,10 @@ func TestClaimMutualExclusion(t *testing.T) {
 	if v := violation.Load(); v != nil {
 		t.Fatal(v)
 	}
-	t.Logf("%d grants, %d try-acquires (%d refused) in 3s", grants.Load(), tries.Load(), refused.Load())
+	t.Logf("%d grants, %d try-acquires (%d refused), %d waits given up in 3s", grants.Load(), tries.Load(), refused.Load(), gaveUp.Load())
+	if giveUps && gaveUp.Load() == 0 {
+		t.Fatal("no wait was given up: the test did not exercise leaving the queue")
+	}
 	if grants.Load() < int64(workers) {
 		t.Fatalf("only %d grants: the test did not exercise the claim", grants.Load())
 	}

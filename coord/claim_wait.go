@@ -17,10 +17,13 @@ import (
 // claim"): the waiter writes its own key in coord-claim-waiters
 // (<client>.<claim key>) and sets the Waiters flag on the claim. A holder
 // whose claim is flagged does not just delete it on release: it finds the
-// oldest waiter (one next-by-subject read), writes the claim over to it
-// (one revision-checked write: the claim is never free, so nobody can barge
-// in) and deletes the waiter's key, which wakes that waiter alone through
-// its client's single watch. A waiter's place in line is the revision of
+// oldest waiter (one next-by-subject read, usually done while it held the
+// claim), writes the claim over to it (one revision-checked write: the claim
+// is never free, so nobody can barge in) and, without waiting for that
+// write's ack, deletes the waiter's key, which wakes that waiter alone
+// through its client's single watch. The waiter believes the grant only
+// once the claim key carries its lease (the note can be stored before the
+// write: then it waits for the key to move). A waiter's place in line is the revision of
 // its key, so the key is not rewritten while it waits; liveness comes from
 // its client's session key (<client>, renewed every sessionTTL/3 while the
 // client has waits), and a releaser that finds a waiter whose session has
@@ -77,7 +80,10 @@ func (c *Client) Acquire(ctx context.Context, path string, opts ...ClaimOption) 
 	if !handed {
 		cl, err := c.tryAcquire(ctx, key, clean, o)
 		if !errors.Is(err, ErrClaimed) {
-			return cl, err
+			if err != nil {
+				return nil, waitErr(err, clean)
+			}
+			return cl, nil
 		}
 		if ce := (*ClaimedError)(nil); errors.As(err, &ce) {
 			seen = ce.entry // the holder as the try read it
@@ -103,7 +109,7 @@ func waitErr(err error, path string) error {
 func (q *waitQueue) wait(ctx context.Context, key, clean string, o claimOptions, seen kvstore.Entry) (cl *Claim, err error) {
 	c := q.c
 	if err := q.ensureWatch(ctx); err != nil {
-		return nil, err
+		return nil, waitErr(err, clean)
 	}
 	wkey := subjects.WaiterKey(c.id, key)
 	wake := q.register(wkey)

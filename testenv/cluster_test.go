@@ -111,7 +111,8 @@ func TestProcessClusterKillLeader(t *testing.T) {
 	if err != nil || string(e.Value()) != "v2" {
 		t.Fatalf("after crash and restart: got %v, %v; want v2", e, err)
 	}
-	if _, err := c.MetaLeader(ctx); err != nil {
+	// The restarted node learns the meta leader shortly after it rejoins.
+	if _, err := c.AwaitMetaLeader(ctx); err != nil {
 		t.Fatalf("meta leader after restart: %v", err)
 	}
 }
