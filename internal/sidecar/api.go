@@ -55,11 +55,11 @@ type api struct {
 func (a *api) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/health", a.health)
-	mux.HandleFunc("GET /v1/status", a.status)
-	mux.HandleFunc("POST /v1/claims", a.claim)
-	mux.HandleFunc("GET /v1/claims", a.listClaims)
-	mux.HandleFunc("GET /v1/claims/{path...}", a.owner)
-	mux.HandleFunc("DELETE /v1/claims/{path...}", a.release)
+	mux.HandleFunc("GET /v1/status", handle(a, a.status))
+	mux.HandleFunc("POST /v1/claims", handle(a, a.claim))
+	mux.HandleFunc("GET /v1/claims", handle(a, a.listClaims))
+	mux.HandleFunc("GET /v1/claims/{path...}", handle(a, a.owner))
+	mux.HandleFunc("DELETE /v1/claims/{path...}", handle(a, a.release))
 	a.extraRoutes(mux)
 	return a.logRequests(mux)
 }
@@ -91,21 +91,15 @@ func (a *api) health(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "agent": a.s.cfg.Agent, "namespace": a.s.cfg.Namespace})
 }
 
-func (a *api) status(w http.ResponseWriter, r *http.Request) {
-	c, err := a.client(r)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
+func (a *api) status(r *http.Request, c *coord.Client, _ noBody) (any, error) {
 	st, err := CollectStatus(r.Context(), c)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return nil, err
 	}
 	info := a.s.Info()
 	st.Sidecar = &info
 	st.Held = a.s.agents.held()
-	writeJSON(w, http.StatusOK, st)
+	return st, nil
 }
 
 // decode reads a JSON body into v strictly (httpx.Decode: no unknown

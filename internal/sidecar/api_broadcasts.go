@@ -17,23 +17,8 @@ type PublishRequest struct {
 
 // publish: POST /v1/broadcasts/{channel}: stored (acknowledged) before
 // the answer.
-func (a *api) publish(w http.ResponseWriter, r *http.Request) {
-	var req PublishRequest
-	if err := decode(r, &req); err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	c, err := a.client(r)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	b, err := c.Publish(r.Context(), r.PathValue("channel"), req.Message)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, b)
+func (a *api) publish(r *http.Request, c *coord.Client, req PublishRequest) (any, error) {
+	return c.Publish(r.Context(), r.PathValue("channel"), req.Message)
 }
 
 // broadcasts: GET /v1/broadcasts/{channel}[?since=1h][&follow=1]. Without

@@ -3,6 +3,8 @@ package sidecar
 import (
 	"fmt"
 	"net/http"
+
+	"github.com/cogos-dev/coord/coord"
 )
 
 // CheckpointResponse answers arrive, wait and GET on a checkpoint.
@@ -21,62 +23,37 @@ type WaitRequest struct {
 }
 
 // arrive: POST /v1/checkpoints/{name}/arrive (idempotent per agent).
-func (a *api) arrive(w http.ResponseWriter, r *http.Request) {
-	c, err := a.client(r)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
+func (a *api) arrive(r *http.Request, c *coord.Client, _ noBody) (any, error) {
 	name := r.PathValue("name")
 	if err := c.Arrive(r.Context(), name); err != nil {
-		a.fail(w, r, err)
-		return
+		return nil, err
 	}
 	arrived, err := c.Arrivals(r.Context(), name)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return nil, err
 	}
-	writeJSON(w, http.StatusOK, CheckpointResponse{Name: name, Agent: c.Agent(), Arrived: nonNil(arrived)})
+	return CheckpointResponse{Name: name, Agent: c.Agent(), Arrived: nonNil(arrived)}, nil
 }
 
 // arrivals: GET /v1/checkpoints/{name}.
-func (a *api) arrivals(w http.ResponseWriter, r *http.Request) {
-	c, err := a.client(r)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
+func (a *api) arrivals(r *http.Request, c *coord.Client, _ noBody) (any, error) {
 	name := r.PathValue("name")
 	arrived, err := c.Arrivals(r.Context(), name)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return nil, err
 	}
-	writeJSON(w, http.StatusOK, CheckpointResponse{Name: name, Arrived: nonNil(arrived)})
+	return CheckpointResponse{Name: name, Arrived: nonNil(arrived)}, nil
 }
 
 // wait: POST /v1/checkpoints/{name}/wait: answers when the agents (or
 // count) have arrived, or 408 timeout naming the missing agents.
-func (a *api) wait(w http.ResponseWriter, r *http.Request) {
-	var req WaitRequest
-	if err := decode(r, &req); err != nil {
-		a.fail(w, r, err)
-		return
-	}
+func (a *api) wait(r *http.Request, c *coord.Client, req WaitRequest) (any, error) {
 	timeout, err := parseDuration("timeout", req.Timeout)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return nil, err
 	}
 	if (len(req.Agents) == 0) == (req.Count <= 0) {
-		a.fail(w, r, fmt.Errorf("%w: give either agents or a positive count", errInvalid))
-		return
-	}
-	c, err := a.client(r)
-	if err != nil {
-		a.fail(w, r, err)
-		return
+		return nil, fmt.Errorf("%w: give either agents or a positive count", errInvalid)
 	}
 	ctx, cancel := withTimeout(r.Context(), timeout)
 	defer cancel()
@@ -88,10 +65,9 @@ func (a *api) wait(w http.ResponseWriter, r *http.Request) {
 		arrived, err = c.Arrivals(r.Context(), name)
 	}
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return nil, err
 	}
-	writeJSON(w, http.StatusOK, CheckpointResponse{Name: name, Arrived: nonNil(arrived)})
+	return CheckpointResponse{Name: name, Arrived: nonNil(arrived)}, nil
 }
 
 func nonNil(s []string) []string {

@@ -26,26 +26,14 @@ type ReleaseResponse struct {
 
 // claim: POST /v1/claims. The claim is held by the sidecar, which renews it
 // until it is released or the sidecar stops.
-func (a *api) claim(w http.ResponseWriter, r *http.Request) {
-	var req ClaimRequest
-	if err := decode(r, &req); err != nil {
-		a.fail(w, r, err)
-		return
-	}
+func (a *api) claim(r *http.Request, c *coord.Client, req ClaimRequest) (any, error) {
 	ttl, err := parseDuration("ttl", req.TTL)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return nil, err
 	}
 	timeout, err := parseDuration("timeout", req.Timeout)
 	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	c, err := a.client(r)
-	if err != nil {
-		a.fail(w, r, err)
-		return
+		return nil, err
 	}
 	opts := []coord.ClaimOption{coord.WithReason(req.Reason)}
 	if ttl > 0 {
@@ -60,57 +48,34 @@ func (a *api) claim(w http.ResponseWriter, r *http.Request) {
 		cl, err = c.TryAcquire(r.Context(), req.Path, opts...)
 	}
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return nil, err
 	}
 	a.log.Info().Str("agent", c.Agent()).Str("path", cl.Path).Uint64("token", cl.Token).Msg("claimed")
-	writeJSON(w, http.StatusOK, cl)
+	return cl, nil
 }
 
 // release: DELETE /v1/claims/{path}. Releasing a free path is not an error.
-func (a *api) release(w http.ResponseWriter, r *http.Request) {
-	c, err := a.client(r)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
+func (a *api) release(r *http.Request, c *coord.Client, _ noBody) (any, error) {
 	p := r.PathValue("path")
 	if err := c.ReleasePath(r.Context(), p); err != nil {
-		a.fail(w, r, err)
-		return
+		return nil, err
 	}
 	a.log.Info().Str("agent", c.Agent()).Str("path", p).Msg("released")
-	writeJSON(w, http.StatusOK, ReleaseResponse{Path: p, Released: true})
+	return ReleaseResponse{Path: p, Released: true}, nil
 }
 
 // owner: GET /v1/claims/{path}: the claim on path, or 404 not_claimed.
-func (a *api) owner(w http.ResponseWriter, r *http.Request) {
-	c, err := a.client(r)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	cl, err := c.Get(r.Context(), r.PathValue("path"))
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, cl)
+func (a *api) owner(r *http.Request, c *coord.Client, _ noBody) (any, error) {
+	return c.Get(r.Context(), r.PathValue("path"))
 }
 
 // listClaims: GET /v1/claims[?agent=ID]: every claim of the namespace.
-func (a *api) listClaims(w http.ResponseWriter, r *http.Request) {
-	c, err := a.client(r)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
+func (a *api) listClaims(r *http.Request, c *coord.Client, _ noBody) (any, error) {
 	all, err := c.List(r.Context())
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return nil, err
 	}
-	writeJSON(w, http.StatusOK, filterClaims(all, r.URL.Query().Get("agent")))
+	return filterClaims(all, r.URL.Query().Get("agent")), nil
 }
 
 // filterClaims keeps the claims of agent ("" keeps all); never nil, so

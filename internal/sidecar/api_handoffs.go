@@ -22,82 +22,44 @@ type RejectRequest struct {
 
 // handoff: POST /v1/handoffs: stored before the answer; pending until the
 // recipient accepts it.
-func (a *api) handoff(w http.ResponseWriter, r *http.Request) {
-	var req HandoffRequest
-	if err := decode(r, &req); err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	c, err := a.client(r)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
+func (a *api) handoff(r *http.Request, c *coord.Client, req HandoffRequest) (any, error) {
 	var opts []coord.HandoffOption
 	if len(req.Claims) > 0 {
 		opts = append(opts, coord.WithClaims(req.Claims...))
 	}
 	h, err := c.Handoff(r.Context(), req.To, req.Artifact, req.Message, opts...)
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return nil, err
 	}
 	a.log.Info().Str("from", h.From).Str("to", h.To).Str("id", h.ID).Msg("handoff")
-	writeJSON(w, http.StatusOK, h)
+	return h, nil
 }
 
 // handoffs: GET /v1/handoffs[?agent=ID]: ID's pending handoffs (default:
 // the requesting agent), oldest first.
-func (a *api) handoffs(w http.ResponseWriter, r *http.Request) {
-	c, err := a.client(r)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
+func (a *api) handoffs(r *http.Request, c *coord.Client, _ noBody) (any, error) {
 	list, err := c.Handoffs(r.Context(), r.URL.Query().Get("agent"))
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return nil, err
 	}
 	if list == nil {
 		list = []coord.Handoff{}
 	}
-	writeJSON(w, http.StatusOK, list)
+	return list, nil
 }
 
 // accept: POST /v1/handoffs/{id}/accept. Claims the handoff carries are
 // then held (and kept alive) by the sidecar for the accepting agent.
-func (a *api) accept(w http.ResponseWriter, r *http.Request) {
-	c, err := a.client(r)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
+func (a *api) accept(r *http.Request, c *coord.Client, _ noBody) (any, error) {
 	h, err := c.Accept(r.Context(), r.PathValue("id"))
 	if err != nil {
-		a.fail(w, r, err)
-		return
+		return nil, err
 	}
 	a.log.Info().Str("agent", c.Agent()).Str("id", h.ID).Strs("claims", h.Claims).Msg("handoff accepted")
-	writeJSON(w, http.StatusOK, h)
+	return h, nil
 }
 
 // reject: POST /v1/handoffs/{id}/reject.
-func (a *api) reject(w http.ResponseWriter, r *http.Request) {
-	var req RejectRequest
-	if err := decode(r, &req); err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	c, err := a.client(r)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	h, err := c.Reject(r.Context(), r.PathValue("id"), req.Reason)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, h)
+func (a *api) reject(r *http.Request, c *coord.Client, req RejectRequest) (any, error) {
+	return c.Reject(r.Context(), r.PathValue("id"), req.Reason)
 }
