@@ -11,24 +11,20 @@ import (
 	"github.com/cogos-dev/coord/subjects"
 )
 
+// prefetchSuccessor looks up the next waiter in the background while the
 // claim is held, so that a release under contention costs one round trip
 // less. Only a guess: passOn copes with a successor that has left.
 func (l *lease) prefetchSuccessor() {
-	p := make(chan waiterRef, 1)
+	p := lookAhead(l.c, waiterRef{}, func(ctx context.Context) waiterRef {
+		w, _, err := l.c.nextWaiter(ctx, l.key)
+		if err != nil {
+			return waiterRef{}
+		}
+		return w
+	})
 	l.mu.Lock()
 	l.successor = p
 	l.mu.Unlock()
-	if !l.c.goTracked(func(ctx context.Context) {
-		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		w, _, err := l.c.nextWaiter(ctx, l.key)
-		if err != nil {
-			w = waiterRef{}
-		}
-		p <- w
-	}) {
-		p <- waiterRef{}
-	}
 }
 
 // setSuccessor records a successor the releaser already found, and looks
@@ -38,18 +34,26 @@ func (l *lease) prefetchSuccessor() {
 func (l *lease) setSuccessor(w waiterRef) {
 	p := make(chan waiterRef, 1)
 	p <- w
-	a := make(chan *nextRef, 1)
+	a := lookAhead(l.c, nil, func(ctx context.Context) *nextRef { return l.c.lookAfter(ctx, l.key, w) })
 	l.mu.Lock()
 	l.successor = p
 	l.after = a
 	l.mu.Unlock()
-	if !l.c.goTracked(func(ctx context.Context) {
+}
+
+// lookAhead runs a queue look-up in the background (bounded, tracked by
+// the client) and delivers its answer, or none when the client is closing,
+// on the channel it returns.
+func lookAhead[T any](c *Client, none T, look func(context.Context) T) chan T {
+	p := make(chan T, 1)
+	if !c.goTracked(func(ctx context.Context) {
 		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
-		a <- l.c.lookAfter(ctx, l.key, w)
+		p <- look(ctx)
 	}) {
-		a <- nil
+		p <- none
 	}
+	return p
 }
 
 // lookAfter finds the waiter queued after w, as a grant note carries it

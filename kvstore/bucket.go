@@ -122,17 +122,9 @@ func validKey(key string) bool {
 }
 
 func (b *Bucket) publish(ctx context.Context, key string, value []byte, hdr nats.Header, expect uint64, check bool, ttl time.Duration) (uint64, error) {
-	subj, err := b.subject(key)
+	m, opts, err := b.write(key, value, hdr, expect, check, ttl)
 	if err != nil {
 		return 0, err
-	}
-	m := &nats.Msg{Subject: subj, Data: value, Header: hdr}
-	var opts []jetstream.PublishOpt
-	if check {
-		opts = append(opts, jetstream.WithExpectLastSequencePerSubject(expect))
-	}
-	if ttl > 0 {
-		opts = append(opts, jetstream.WithMsgTTL(roundTTL(ttl)))
 	}
 	opts = append(opts, jetstream.WithRetryAttempts(0)) // retried below, until ctx ends
 	return retry(ctx, 0, func(ctx context.Context) (uint64, error) {
@@ -142,6 +134,24 @@ func (b *Bucket) publish(ctx context.Context, key string, value []byte, hdr nats
 		}
 		return ack.Sequence, nil
 	})
+}
+
+// write builds the message and publish options of a write to key:
+// expecting the key's last revision to be expect when check is set, with a
+// per-message TTL when ttl > 0.
+func (b *Bucket) write(key string, value []byte, hdr nats.Header, expect uint64, check bool, ttl time.Duration) (*nats.Msg, []jetstream.PublishOpt, error) {
+	subj, err := b.subject(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	var opts []jetstream.PublishOpt
+	if check {
+		opts = append(opts, jetstream.WithExpectLastSequencePerSubject(expect))
+	}
+	if ttl > 0 {
+		opts = append(opts, jetstream.WithMsgTTL(roundTTL(ttl)))
+	}
+	return &nats.Msg{Subject: subj, Data: value, Header: hdr}, opts, nil
 }
 
 // roundTTL rounds a TTL up to whole seconds, the server's resolution.
@@ -418,15 +428,11 @@ func (p *Pending) Wait(ctx context.Context) (uint64, error) {
 // Its outcome comes from Wait. (Writes to another stream sent after it may
 // still be stored first: streams store independently.)
 func (b *Bucket) UpdateAsync(key string, value []byte, rev uint64, ttl time.Duration) *Pending {
-	subj, err := b.subject(key)
+	m, opts, err := b.write(key, value, nil, rev, true, ttl)
 	if err != nil {
 		return &Pending{err: err}
 	}
-	opts := []jetstream.PublishOpt{jetstream.WithExpectLastSequencePerSubject(rev)}
-	if ttl > 0 {
-		opts = append(opts, jetstream.WithMsgTTL(roundTTL(ttl)))
-	}
-	f, err := b.js.PublishMsgAsync(&nats.Msg{Subject: subj, Data: value}, opts...)
+	f, err := b.js.PublishMsgAsync(m, opts...)
 	if err != nil {
 		return &Pending{err: mapError(err)}
 	}
