@@ -271,13 +271,23 @@ func readJSON(file string, v any) error {
 // ---- claims ----
 
 func (im *importer) claims(ctx context.Context) error {
-	list, err := files(filepath.Join(im.ws.real, ".cog", "claims"), ".claim")
+	return im.eachFile(ctx, filepath.Join(im.ws.real, ".cog", "claims"), ".claim", func(f string) (ImportItem, bool, error) {
+		it := ImportItem{Kind: ImportClaim, File: im.rel(f)}
+		skipped, err := im.claim(ctx, f, &it)
+		return it, skipped, err
+	})
+}
+
+// eachFile imports the files of dir whose names end in ext, one at a time:
+// do returns the file's report item and whether it was there already, and
+// every outcome is reported (which may end the import).
+func (im *importer) eachFile(ctx context.Context, dir, ext string, do func(file string) (ImportItem, bool, error)) error {
+	list, err := files(dir, ext)
 	if err != nil {
 		return err
 	}
 	for _, f := range list {
-		it := ImportItem{Kind: ImportClaim, File: im.rel(f)}
-		skipped, err := im.claim(ctx, f, &it)
+		it, skipped, err := do(f)
 		if err := im.outcome(ctx, it, skipped, err); err != nil {
 			return err
 		}
@@ -349,18 +359,11 @@ func (im *importer) claim(ctx context.Context, file string, it *ImportItem) (ski
 // ---- handoffs ----
 
 func (im *importer) handoffs(ctx context.Context) error {
-	list, err := files(filepath.Join(im.ws.real, ".cog", "handoffs"), ".json")
-	if err != nil {
-		return err
-	}
-	for _, f := range list {
+	return im.eachFile(ctx, filepath.Join(im.ws.real, ".cog", "handoffs"), ".json", func(f string) (ImportItem, bool, error) {
 		it := ImportItem{Kind: ImportHandoff, File: im.rel(f)}
 		skipped, err := im.handoff(ctx, f, &it)
-		if err := im.outcome(ctx, it, skipped, err); err != nil {
-			return err
-		}
-	}
-	return nil
+		return it, skipped, err
+	})
 }
 
 // seedHandoff is a handoff file of the seed.
@@ -595,17 +598,13 @@ func (im *importer) checkpoints(ctx context.Context) error {
 		return err
 	}
 	for _, name := range names {
-		list, err := files(filepath.Join(root, name), "")
+		err := im.eachFile(ctx, filepath.Join(root, name), "", func(f string) (ImportItem, bool, error) {
+			agent := filepath.Base(f)
+			skipped, err := im.arrival(ctx, name, agent, f)
+			return ImportItem{Kind: ImportCheckpoint, File: im.rel(f), What: name + ": " + agent}, skipped, err
+		})
 		if err != nil {
 			return err
-		}
-		for _, f := range list {
-			agent := filepath.Base(f)
-			it := ImportItem{Kind: ImportCheckpoint, File: im.rel(f), What: name + ": " + agent}
-			skipped, err := im.arrival(ctx, name, agent, f)
-			if err := im.outcome(ctx, it, skipped, err); err != nil {
-				return err
-			}
 		}
 	}
 	return nil
