@@ -54,13 +54,11 @@ func publish(ctx context.Context, e *env, n int) (Result, error) {
 		_, err := jss[w].Publish(ctx, floorSubj, body)
 		return err
 	}
-	c, f, err := versus(ctx, n, e.cfg.Duration, coordOp, floorOp)
+	r, err := compare(ctx, "broadcast-publish", fmt.Sprintf("%d agents", n), n, e.cfg.Duration,
+		"js.Publish of the same size to the same stream, same concurrency", coordOp, floorOp)
 	if err != nil {
 		return Result{}, err
 	}
-	r := Result{Scenario: "broadcast-publish", Size: fmt.Sprintf("%d agents", n)}
-	r.fill(c)
-	r.setFloor("js.Publish of the same size to the same stream, same concurrency", f)
 	return r, nil
 }
 

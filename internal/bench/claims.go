@@ -63,13 +63,11 @@ func uncontended(ctx context.Context, e *env, n int) (Result, error) {
 		return cs[w].Release(ctx, cl)
 	}
 	floorOp := func(ctx context.Context, w int) error { return floors[w].claimRelease(ctx) }
-	c, f, err := versus(ctx, n, e.cfg.Duration, coordOp, floorOp)
+	r, err := compare(ctx, "claim+release", fmt.Sprintf("%d agents", n), n, e.cfg.Duration,
+		"revision-checked publish with TTL expecting the last marker + revision-checked delete, same concurrency", coordOp, floorOp)
 	if err != nil {
 		return Result{}, err
 	}
-	r := Result{Scenario: "claim+release", Size: fmt.Sprintf("%d agents", n)}
-	r.fill(c)
-	r.setFloor("revision-checked publish with TTL expecting the last marker + revision-checked delete, same concurrency", f)
 	r.judge(n == 1 || n == 16, "ratio <= 1.25", r.Ratio <= 1.25)
 	return r, nil
 }
@@ -114,13 +112,11 @@ func tryHeld(ctx context.Context, e *env, n int, path, subj string) (Result, err
 		return err
 	}
 	floorOp := func(ctx context.Context, w int) error { return failingCreate(ctx, jss[w], subj) }
-	c, f, err := versus(ctx, n, e.cfg.Duration, coordOp, floorOp)
+	r, err := compare(ctx, "try-acquire-held", fmt.Sprintf("%d agents", n), n, e.cfg.Duration,
+		"one failing create: publish expecting last sequence 0 on the held key", coordOp, floorOp)
 	if err != nil {
 		return Result{}, err
 	}
-	r := Result{Scenario: "try-acquire-held", Size: fmt.Sprintf("%d agents", n)}
-	r.fill(c)
-	r.setFloor("one failing create: publish expecting last sequence 0 on the held key", f)
 	r.judge(n == 1 || n == 16, "ratio <= 1.1", r.Ratio <= 1.1)
 	return r, nil
 }

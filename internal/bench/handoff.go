@@ -54,12 +54,11 @@ func handoff(ctx context.Context, e *env, n int) (Result, error) {
 	}
 	coordOp := func(ctx context.Context, w int) error { return handOver(ctx, senders[w], recipients[w]) }
 	floorOp := func(ctx context.Context, w int) error { return floors[w].run(ctx) }
-	c, f, err := versus(ctx, n, e.cfg.Duration, coordOp, floorOp)
+	r, err := compare(ctx, "handoff", fmt.Sprintf("%d pairs", n), n, e.cfg.Duration,
+		"publish + get last message of its subject + publish expecting that sequence", coordOp, floorOp)
 	if err != nil {
 		return Result{}, err
 	}
-	r := Result{Scenario: "handoff", Size: fmt.Sprintf("%d pairs", n)}
-	r.fill(c)
 	// How the recipient's listing costs with what it has accepted so far.
 	t := time.Now()
 	if _, err := recipients[0].Handoffs(ctx, ""); err != nil {
@@ -72,7 +71,6 @@ func handoff(ctx context.Context, e *env, n int) (Result, error) {
 	}
 	r.extra("archived_per_recipient", float64(len(archived)))
 	r.extra("pending_listing_ms", float64(listing)/float64(time.Millisecond))
-	r.setFloor("publish + get last message of its subject + publish expecting that sequence", f)
 	r.Note = "send -> recipient lists it -> accept; pending_listing_ms is one listing by a recipient with archived_per_recipient decided handoffs"
 	return r, nil
 }

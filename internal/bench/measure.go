@@ -51,6 +51,19 @@ func loop(ctx context.Context, n int, d time.Duration, f op) ([]time.Duration, t
 // so that a burst of load from elsewhere on a shared machine hits both.
 const rounds = 3
 
+// compare runs versus and returns the scenario's Result: coord's figures,
+// the floor's, and what the floor is.
+func compare(ctx context.Context, scenario, size string, n int, d time.Duration, floor string, coordOp, floorOp op) (Result, error) {
+	c, f, err := versus(ctx, n, d, coordOp, floorOp)
+	if err != nil {
+		return Result{}, err
+	}
+	r := Result{Scenario: scenario, Size: size}
+	r.fill(c)
+	r.setFloor(floor, f)
+	return r, nil
+}
+
 // versus measures coordOp and floorOp with n workers each, alternating
 // floor and coord slices of d/rounds, after a short warm-up of both.
 func versus(ctx context.Context, n int, d time.Duration, coordOp, floorOp op) (coordStats, floorStats stats, err error) {
