@@ -213,7 +213,6 @@ func (q *waitQueue) dispatch(ctx context.Context, w *kvstore.Watcher, reconnecte
 				continue // our own removal after taking the claim
 			}
 		}
-		wu.keyRev = ev.Revision
 		q.mu.Lock()
 		ch := q.waits[ev.Key]
 		q.mu.Unlock()
