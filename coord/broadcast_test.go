@@ -320,7 +320,7 @@ func TestSubscribeSurvivesRestart(t *testing.T) {
 	srv.Restart()
 	var two Broadcast
 	for two.Seq == 0 {
-		two, err = a.Publish(ctx, "news", "two")
+		err = afterRestart(ctx, func(ctx context.Context) (err error) { two, err = a.Publish(ctx, "news", "two"); return err })
 		if err != nil && ctx.Err() != nil {
 			t.Fatalf("publish after restart: %v", err)
 		}

@@ -1,6 +1,7 @@
 package coord
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -52,7 +53,7 @@ func TestClaimWatchAcrossServerRestart(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	start := time.Now()
-	if _, err := a.TryAcquire(ctx, "after/restart"); err != nil {
+	if err := afterRestart(ctx, func(ctx context.Context) error { _, err := a.TryAcquire(ctx, "after/restart"); return err }); err != nil {
 		t.Fatal(err)
 	}
 	for {

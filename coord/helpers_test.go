@@ -175,3 +175,20 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 	i := int(p * float64(len(sorted)-1))
 	return sorted[i]
 }
+
+// afterRestart runs op, giving each try 2 s and trying again until ctx
+// ends: a request a client sends just as its server goes down (before the
+// client has noticed) is dropped without an answer and would otherwise
+// hold the test until ctx's deadline. coord does not resend writes whose
+// try went unanswered (they may have been stored); tests that restart a
+// server retry here. Ops must be safe to repeat.
+func afterRestart(ctx context.Context, op func(context.Context) error) error {
+	for {
+		tctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err := op(tctx)
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+	}
+}
