@@ -313,6 +313,14 @@ func (c *Client) onHeld(ctx context.Context, key, clean string, e kvstore.Entry,
 	return cl, err, true
 }
 
+// holdsLease reports whether this client holds key under lease.
+func (c *Client) holdsLease(key, lease string) bool {
+	c.mu.Lock()
+	l := c.leases[key]
+	c.mu.Unlock()
+	return l != nil && l.leaseID() == lease
+}
+
 // reclaim renews a claim this agent holds (perhaps through another client,
 // such as the CLI and its sidecar) and takes over keeping it alive.
 func (c *Client) reclaim(ctx context.Context, key string, e kvstore.Entry, cur claimRecord, o claimOptions) (*Claim, error) {

@@ -17,6 +17,7 @@ import (
 // third party with KV access sees: bob's waiter key and record, the claim
 // key, and raw JetStream, plus the channel bob's Acquire reports on.
 type queuedBob struct {
+	srv      *testenv.Server
 	alice    *Client
 	held     *Claim
 	js       jetstream.JetStream
@@ -30,7 +31,7 @@ type queuedBob struct {
 func queueBob(t *testing.T, ctx context.Context) *queuedBob {
 	t.Helper()
 	srv := testenv.Start(t)
-	q := &queuedBob{alice: newClient(t, srv, "alice"), got: make(chan *Claim, 1)}
+	q := &queuedBob{srv: srv, alice: newClient(t, srv, "alice"), got: make(chan *Claim, 1)}
 	bob := newClient(t, srv, "bob")
 	var err error
 	if q.held, err = q.alice.TryAcquire(ctx, "src/x.go"); err != nil {
@@ -159,4 +160,40 @@ func TestGrantNoteBeforeTheClaimWrite(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("bob never took the claim handed to him")
 	}
+}
+
+// A grant to a wait of this client that is over (its enqueue was stored
+// after it gave up, so a releaser found it) names a lease nobody keeps:
+// the client that gets the note passes the claim on instead of leaving it
+// held until its TTL runs out.
+func TestStrayGrantIsPassedOn(t *testing.T) {
+	ctx := testCtx(t, 30*time.Second)
+	q := queueBob(t, ctx)
+	if err := q.held.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	bobs := <-q.got // bob's wait is over: he holds the claim
+	if err := bobs.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// A releaser (alice) hands the claim to a lease of bob's that no wait
+	// has: the claim written over, then the grant note on bob's key.
+	if _, err := q.alice.TryAcquire(ctx, "src/x.go"); err != nil {
+		t.Fatal(err)
+	}
+	rev := q.claimRevision(t, ctx)
+	at := time.Now().UTC()
+	stray := claimRecord{Path: "src/x.go", Agent: q.w.Agent, ClaimedAt: at, TTLSeconds: 60,
+		Client: q.w.Client, Lease: "stray-lease", Token: rev}
+	if _, err := q.claims.Update(ctx, q.claimKey, stray.encode(), rev); err != nil {
+		t.Fatal(err)
+	}
+	note, _ := json.Marshal(wakeup{Revision: rev, Lease: "stray-lease", ClaimedAt: at})
+	m := nats.NewMsg("$KV." + subjects.WaitersBucket + "." + q.wkey)
+	m.Header.Set("KV-Operation", "DEL")
+	m.Data = note
+	if _, err := q.js.PublishMsg(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	awaitFree(t, ctx, q.srv, "src/x.go", 3*time.Second, q.alice)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,13 +27,13 @@ type waitQueue struct {
 
 	mu     sync.Mutex
 	w      *kvstore.Watcher
-	waits  map[string]chan wakeup   // waiter key -> wake-up
+	waits  map[string]waitEntry     // waiter key -> the wait on it
 	locks  map[string]chan struct{} // claim key -> local turn (one wait per key per client)
 	closed bool
 }
 
 func newWaitQueue(c *Client) *waitQueue {
-	return &waitQueue{c: c, waits: make(map[string]chan wakeup), locks: make(map[string]chan struct{})}
+	return &waitQueue{c: c, waits: make(map[string]waitEntry), locks: make(map[string]chan struct{})}
 }
 
 // lockKey serializes this client's waits on one claim key (they share one
@@ -214,10 +215,17 @@ func (q *waitQueue) dispatch(ctx context.Context, w *kvstore.Watcher, reconnecte
 			}
 		}
 		q.mu.Lock()
-		ch := q.waits[ev.Key]
+		w, ok := q.waits[ev.Key]
 		q.mu.Unlock()
-		if ch != nil {
-			deliver(ch, wu)
+		if wu.Revision != 0 && (!ok || w.lease != wu.Lease) {
+			// A grant to a wait of ours that is over (its enqueue was
+			// stored after it gave up, say): its releaser counts that
+			// lease as the holder; pass the claim on.
+			q.passStray(ev.Key, wu)
+			continue
+		}
+		if ok {
+			deliver(w.ch, wu)
 		}
 	}
 }
@@ -246,8 +254,8 @@ func deliver(ch chan wakeup, wu wakeup) {
 func (q *waitQueue) wakeAll(wu wakeup) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	for _, ch := range q.waits {
-		deliver(ch, wu)
+	for _, w := range q.waits {
+		deliver(w.ch, wu)
 	}
 }
 
@@ -355,12 +363,48 @@ func (q *waitQueue) keepSession(ctx context.Context) {
 	}
 }
 
-func (q *waitQueue) register(wkey string) chan wakeup {
+// waitEntry is a wait in progress: where its wake-ups go, and the lease a
+// grant to it names.
+type waitEntry struct {
+	ch    chan wakeup
+	lease string
+}
+
+func (q *waitQueue) register(wkey, lease string) chan wakeup {
 	ch := make(chan wakeup, 1)
 	q.mu.Lock()
-	q.waits[wkey] = ch
+	q.waits[wkey] = waitEntry{ch: ch, lease: lease}
 	q.mu.Unlock()
 	return ch
+}
+
+// passStray passes on, in the background, a claim granted to a wait of
+// this client that is over: once the grant's write is stored (it can come
+// after the note), a claim still carrying the stray lease goes to the next
+// waiter, or is deleted. A forged note costs a look at the claim.
+func (q *waitQueue) passStray(wkey string, wu wakeup) {
+	key := strings.TrimPrefix(wkey, q.c.id+".")
+	q.c.goTracked(func(ctx context.Context) {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if err := q.awaitMove(ctx, key, wu.Revision, make(chan wakeup)); err != nil {
+			return
+		}
+		e, err := q.c.claims.Get(ctx, key)
+		if err != nil {
+			return
+		}
+		rec, err := decodeClaim(key, e.Value)
+		// Not if the wait took it after all (by reading the claim).
+		if err != nil || rec.Lease != wu.Lease || q.c.holdsLease(key, wu.Lease) {
+			return
+		}
+		if err := q.c.passOn(ctx, key, e.Revision, rec, passOptions{behalf: true}); err != nil {
+			q.c.log.Warn().Err(err).Str("path", rec.Path).Msg("could not pass on a claim granted to a wait that had ended")
+			return
+		}
+		q.c.log.Debug().Str("path", rec.Path).Msg("passed on a claim granted to a wait that had ended")
+	})
 }
 
 func (q *waitQueue) unregister(wkey string) {

@@ -112,9 +112,6 @@ func (q *waitQueue) wait(ctx context.Context, key, clean string, o claimOptions,
 		return nil, waitErr(err, clean)
 	}
 	wkey := subjects.WaiterKey(c.id, key)
-	wake := q.register(wkey)
-	defer q.unregister(wkey)
-
 	wrec := waiterRecord{
 		Path:       clean,
 		Agent:      c.opts.agent,
@@ -124,18 +121,49 @@ func (q *waitQueue) wait(ctx context.Context, key, clean string, o claimOptions,
 		TTLSeconds: int64(o.ttl / time.Second),
 		Since:      time.Now().UTC(),
 	}
-	var wrev uint64 // revision of our waiter key; 0 while not enqueued
+	wake := q.register(wkey, wrec.Lease)
+	defer q.unregister(wkey)
+
+	var wrev uint64   // revision of our waiter key; 0 while not enqueued
+	enqueued := false // an enqueue was sent (it may be stored though it failed)
 	defer func() {
 		if err == nil {
 			return
 		}
 		// Gave up (timeout, cancel, close): leave the queue, and if the
-		// claim was handed to us meanwhile, pass it on.
+		// claim was handed to us meanwhile, pass it on. A grant that comes
+		// after this is a stray one (dispatch passes it on).
+		q.unregister(wkey)
 		cctx, cancel := cleanupContext()
 		defer cancel()
+		if wrev == 0 && enqueued {
+			// An enqueue whose answer we did not get (the deadline came
+			// first) may have been stored: a releaser would find it and
+			// hand the claim to a wait that is over.
+			if k, kerr := c.waiters.Last(cctx, wkey); kerr == nil && k.Live() {
+				var w waiterRecord
+				if json.Unmarshal(k.Value, &w) == nil && w.Lease == wrec.Lease {
+					wrev = k.Revision
+				}
+			}
+		}
+		removed := false
 		if wrev != 0 {
-			if _, derr := c.waiters.Delete(cctx, wkey, wrev); derr != nil && !errors.Is(derr, kvstore.ErrRevisionMismatch) {
+			_, derr := c.waiters.Delete(cctx, wkey, wrev)
+			removed = derr == nil
+			if derr != nil && !errors.Is(derr, kvstore.ErrRevisionMismatch) {
 				c.log.Warn().Err(derr).Str("path", clean).Msg("could not remove waiter key; it expires by itself")
+			}
+		}
+		if !removed {
+			// A releaser may have deleted our key with a grant: it counts
+			// us as the holder from then on. Its write of the claim is
+			// sent with the note and can be stored after it: wait for it,
+			// or the claim would be left to a lease nobody keeps.
+			if from := q.grantedFrom(cctx, wkey, wrec.Lease); from != 0 {
+				if werr := q.awaitMove(cctx, key, from, make(chan wakeup)); werr != nil {
+					c.log.Warn().Err(werr).Str("path", clean).Msg("waiting for a claim granted as the wait ended")
+				}
 			}
 		}
 		if e, gerr := c.claims.Get(cctx, key); gerr == nil {
@@ -192,6 +220,7 @@ func (q *waitQueue) wait(ctx context.Context, key, clean string, o claimOptions,
 			if err := q.ensureSession(ctx); err != nil {
 				return nil, err
 			}
+			enqueued = true
 			if wrev, err = c.waiters.Put(ctx, wkey, wrec.encode(), waiterTTL); err != nil {
 				return nil, wrapNATS(err)
 			}
@@ -291,6 +320,21 @@ func (q *waitQueue) wait(ctx context.Context, key, clean string, o claimOptions,
 			}
 		}
 	}
+}
+
+// grantedFrom reads our waiter key after the wait ended: if a releaser
+// deleted it with a grant for lease, the claim revision the grant replaces,
+// else 0.
+func (q *waitQueue) grantedFrom(ctx context.Context, wkey, lease string) uint64 {
+	k, err := q.c.waiters.Last(ctx, wkey)
+	if err != nil || k.Live() {
+		return 0
+	}
+	var wu wakeup
+	if json.Unmarshal(k.Value, &wu) != nil || wu.Taken || wu.Lease != lease {
+		return 0
+	}
+	return wu.Revision
 }
 
 // awaitMove watches the claim key until it moves past revision rev (or a
