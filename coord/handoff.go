@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/cogos-dev/coord/kvstore"
 	"github.com/cogos-dev/coord/subjects"
 )
 
@@ -149,7 +150,7 @@ func (c *Client) Handoff(ctx context.Context, to, artifact, message string, opts
 	}
 	msg := &nats.Msg{Subject: subj + "." + rec.ID, Data: data}
 	pctx, done := c.refusable(ctx, msg.Subject)
-	_, err = c.js.PublishMsg(pctx, msg, jetstream.WithMsgID(rec.ID),
+	_, err = kvstore.Publish(pctx, c.js, msg, jetstream.WithMsgID(rec.ID),
 		jetstream.WithExpectStream(st.CachedInfo().Config.Name))
 	err = refusedErr(pctx, err)
 	done()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
 )
 
 // Op says what a revision of a key is.
@@ -50,6 +51,8 @@ type Entry struct {
 	Op       Op
 	// TTL is the per-message TTL the revision was written with (0: none).
 	TTL time.Duration
+	// writeID identifies the write that stored the revision (see publish).
+	writeID string
 }
 
 // Live reports whether the entry holds a value (not a marker).
@@ -60,8 +63,11 @@ const (
 	hdrKVOp         = "KV-Operation"
 	hdrMarkerReason = "Nats-Marker-Reason"
 	hdrTTL          = "Nats-TTL"
-	kvDel           = "DEL"
-	kvPurge         = "PURGE"
+	// hdrWriteID carries a unique ID on every kvstore write, so a write
+	// sent again after an unanswered try can tell its own revision.
+	hdrWriteID = "Coord-Write-Id"
+	kvDel      = "DEL"
+	kvPurge    = "PURGE"
 )
 
 // Bucket is a JetStream KV bucket with the operations coord needs and nats.go
@@ -126,14 +132,33 @@ func (b *Bucket) publish(ctx context.Context, key string, value []byte, hdr nats
 	if err != nil {
 		return 0, err
 	}
-	opts = append(opts, jetstream.WithRetryAttempts(0)) // retried below, until ctx ends
-	return retry(ctx, 0, func(ctx context.Context) (uint64, error) {
+	return b.send(ctx, key, m, opts, 0)
+}
+
+// send publishes a write, bounding each try (firstWriteAttempt, doubling up
+// to maxReadAttempt) and sending it again until ctx ends when a try goes
+// unanswered: a message sent just as its server goes down, or before a
+// restarted one serves the stream, is dropped without a word. Sending a
+// write twice is safe: an unconditional one is stored again (same value,
+// later revision); a revision-checked one fails its check if the first copy
+// was stored, and then the key's last revision carries this write's ID and
+// is its answer. tries counts tries already made (by UpdateAsync).
+func (b *Bucket) send(ctx context.Context, key string, m *nats.Msg, opts []jetstream.PublishOpt, tries int) (uint64, error) {
+	opts = append(opts, jetstream.WithRetryAttempts(0)) // retried here, until ctx ends
+	rev, err := retry(ctx, firstWriteAttempt, func(ctx context.Context) (uint64, error) {
+		tries++
 		ack, err := b.js.PublishMsg(ctx, m, opts...)
 		if err != nil {
 			return 0, err
 		}
 		return ack.Sequence, nil
 	})
+	if tries > 1 && errors.Is(err, ErrRevisionMismatch) {
+		if e, lerr := b.Last(ctx, key); lerr == nil && e.writeID == m.Header.Get(hdrWriteID) {
+			return e.Revision, nil // an earlier try was stored
+		}
+	}
+	return rev, err
 }
 
 // write builds the message and publish options of a write to key:
@@ -151,6 +176,10 @@ func (b *Bucket) write(key string, value []byte, hdr nats.Header, expect uint64,
 	if ttl > 0 {
 		opts = append(opts, jetstream.WithMsgTTL(roundTTL(ttl)))
 	}
+	if hdr == nil {
+		hdr = nats.Header{}
+	}
+	hdr.Set(hdrWriteID, nuid.Next())
 	return &nats.Msg{Subject: subj, Data: value, Header: hdr}, opts, nil
 }
 
@@ -304,6 +333,7 @@ func (b *Bucket) parseDirect(subj string, reply *nats.Msg) (Entry, error) {
 		}
 	}
 	e.Op, e.TTL = classify(hdr)
+	e.writeID = hdr.Get(hdrWriteID)
 	return e, nil
 }
 
@@ -362,6 +392,7 @@ func (b *Bucket) parseMsgGet(reply *nats.Msg) (Entry, error) {
 			return Entry{}, fmt.Errorf("kvstore: decoding headers of %q: %w", e.Key, err)
 		}
 		e.Op, e.TTL = classify(hdr)
+		e.writeID = hdr.Get(hdrWriteID)
 	}
 	return e, nil
 }
@@ -403,24 +434,35 @@ func parseTTL(v string) time.Duration {
 
 // Pending is a write sent without waiting for its acknowledgement.
 type Pending struct {
-	f   jetstream.PubAckFuture
-	err error
+	b    *Bucket
+	key  string
+	m    *nats.Msg
+	opts []jetstream.PublishOpt
+	f    jetstream.PubAckFuture
+	err  error
 }
 
 // Wait returns the write's revision once the server acknowledged it, or its
-// mapped error.
+// mapped error. A write left unanswered for firstWriteAttempt is sent again
+// as publish does (see send).
 func (p *Pending) Wait(ctx context.Context) (uint64, error) {
 	if p.err != nil {
 		return 0, p.err
 	}
+	t := time.NewTimer(firstWriteAttempt)
+	defer t.Stop()
 	select {
 	case ack := <-p.f.Ok():
 		return ack.Sequence, nil
 	case err := <-p.f.Err():
-		return 0, mapError(err)
+		if !transient(err) {
+			return 0, mapError(err)
+		}
+	case <-t.C:
 	case <-ctx.Done():
 		return 0, mapError(ctx.Err())
 	}
+	return p.b.send(ctx, p.key, p.m, p.opts, 1)
 }
 
 // UpdateAsync is Update without waiting: the write is on the wire, in order
@@ -436,5 +478,5 @@ func (b *Bucket) UpdateAsync(key string, value []byte, rev uint64, ttl time.Dura
 	if err != nil {
 		return &Pending{err: mapError(err)}
 	}
-	return &Pending{f: f}
+	return &Pending{b: b, key: key, m: m, opts: opts, f: f}
 }

@@ -25,9 +25,11 @@ import (
 //     it may have been stored.
 const (
 	firstReadAttempt = 250 * time.Millisecond
-	maxReadAttempt   = 2 * time.Second
-	firstRetryPause  = 25 * time.Millisecond
-	maxRetryPause    = 500 * time.Millisecond
+	// firstWriteAttempt bounds a write's first try (see Bucket.send).
+	firstWriteAttempt = time.Second
+	maxReadAttempt    = 2 * time.Second
+	firstRetryPause   = 25 * time.Millisecond
+	maxRetryPause     = 500 * time.Millisecond
 	// defaultTimeout bounds a request whose context has no deadline.
 	defaultTimeout = 5 * time.Second
 )
@@ -87,4 +89,17 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
+}
+
+// Publish sends a message to a stream the way Bucket writes are sent: each
+// try bounded (firstWriteAttempt, doubling), and sent again while tries go
+// unanswered or are refused as unavailable, until ctx ends. Only for writes
+// that are safe to repeat: with a message ID (the stream drops the second
+// copy) or with a revision check whose failure the caller resolves. The
+// error keeps nats.go's in its chain.
+func Publish(ctx context.Context, js jetstream.JetStream, m *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
+	opts = append(opts, jetstream.WithRetryAttempts(0))
+	return retry(ctx, firstWriteAttempt, func(ctx context.Context) (*jetstream.PubAck, error) {
+		return js.PublishMsg(ctx, m, opts...)
+	})
 }

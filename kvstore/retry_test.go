@@ -85,3 +85,49 @@ func TestTransient(t *testing.T) {
 		}
 	}
 }
+
+// A revision-checked write sent again after an unanswered try whose copy
+// was stored fails its check; the key's last revision then carries the
+// write's ID, and send answers with that revision. A write whose check
+// fails because someone else wrote the key still reports the mismatch.
+func TestResentWriteFindsItsStoredCopy(t *testing.T) {
+	_, js, b := newBucket(t)
+	ctx := testCtx(t)
+	rev, err := b.Put(ctx, "k", []byte("v1"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		ttl  time.Duration
+	}{{"update", 0}, {"update with ttl", 5 * time.Second}} {
+		m, opts, err := b.write("k", []byte("v2"), nil, rev, true, tc.ttl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The first try: stored, its ack lost on the way.
+		ack, err := js.PublishMsg(ctx, m, opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := b.send(ctx, "k", m, opts, 1)
+		if err != nil || got != ack.Sequence {
+			t.Fatalf("%s: resend after a stored try = %d, %v; want revision %d", tc.name, got, err, ack.Sequence)
+		}
+		if first, err := b.send(ctx, "k", m, opts, 0); !errors.Is(err, ErrRevisionMismatch) {
+			t.Fatalf("%s: a first try at a stale revision = %d, %v; want a mismatch", tc.name, first, err)
+		}
+		rev = ack.Sequence
+	}
+	// Someone else wrote the key after the revision this write expects.
+	m, opts, err := b.write("k", []byte("mine"), nil, rev, true, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Put(ctx, "k", []byte("theirs"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := b.send(ctx, "k", m, opts, 1); !errors.Is(err, ErrRevisionMismatch) {
+		t.Fatalf("resend whose check fails for another's write = %d, %v; want a mismatch", got, err)
+	}
+}
