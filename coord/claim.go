@@ -338,8 +338,13 @@ func (c *Client) reclaim(ctx context.Context, key string, e kvstore.Entry, cur c
 		}
 		return l.claim(), nil
 	}
+	// Another client's holding (or a grant to a wait of ours that has
+	// moved on) becomes a new holding under a new lease, with the same
+	// token: whoever kept the old lease alive, or would pass it on as a
+	// departed waiter's, finds it gone instead of acting on ours.
 	next := cur
 	next.Token = cur.token(e.Revision)
+	next.Lease = uuid.NewString()
 	next.Client = c.id
 	next.Reason = o.reason
 	next.TTLSeconds = int64(o.ttl / time.Second)

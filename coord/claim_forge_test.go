@@ -75,10 +75,11 @@ func queueBob(t *testing.T, ctx context.Context) *queuedBob {
 	}
 }
 
-// note writes a grant note on bob's waiter key, as a releaser does.
-func (q *queuedBob) note(t *testing.T, ctx context.Context, rev uint64) {
+// note writes a grant note on bob's waiter key, as a releaser does: the
+// claim's revision it replaces and the grant's ClaimedAt.
+func (q *queuedBob) note(t *testing.T, ctx context.Context, rev uint64, at time.Time) {
 	t.Helper()
-	note, _ := json.Marshal(wakeup{Revision: rev, Lease: q.w.Lease, ClaimedAt: time.Now()})
+	note, _ := json.Marshal(wakeup{Revision: rev, Lease: q.w.Lease, ClaimedAt: at})
 	m := nats.NewMsg("$KV." + subjects.WaitersBucket + "." + q.wkey)
 	m.Header.Set("KV-Operation", "DEL")
 	m.Data = note
@@ -112,7 +113,7 @@ func TestForgedGrantNoteIsNotAGrant(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := testCtx(t, 30*time.Second)
 			q := queueBob(t, ctx)
-			q.note(t, ctx, tc.rev(q, t, ctx))
+			q.note(t, ctx, tc.rev(q, t, ctx), time.Now().UTC())
 			select {
 			case cl := <-q.got:
 				t.Fatalf("a forged note made bob the holder (token %d) while alice holds the claim", cl.Token)
@@ -140,13 +141,14 @@ func TestGrantNoteBeforeTheClaimWrite(t *testing.T) {
 	ctx := testCtx(t, 30*time.Second)
 	q := queueBob(t, ctx)
 	rev := q.claimRevision(t, ctx)
-	q.note(t, ctx, rev)
+	at := time.Now().UTC()
+	q.note(t, ctx, rev, at)
 	select {
 	case cl := <-q.got:
 		t.Fatalf("bob took the claim (token %d) before it was written over to him", cl.Token)
 	case <-time.After(300 * time.Millisecond):
 	}
-	granted := claimRecord{Path: "src/x.go", Agent: q.w.Agent, Reason: q.w.Reason, ClaimedAt: time.Now().UTC(),
+	granted := claimRecord{Path: "src/x.go", Agent: q.w.Agent, Reason: q.w.Reason, ClaimedAt: at,
 		TTLSeconds: q.w.TTLSeconds, Client: q.w.Client, Lease: q.w.Lease}
 	nrev, err := q.claims.Update(ctx, q.claimKey, granted.encode(), rev)
 	if err != nil {
@@ -196,4 +198,91 @@ func TestStrayGrantIsPassedOn(t *testing.T) {
 		t.Fatal(err)
 	}
 	awaitFree(t, ctx, q.srv, "src/x.go", 3*time.Second, q.alice)
+}
+
+// A releaser whose look-up of the next waiter predates that waiter being
+// nudged (by an earlier holder that found nobody queued, deleted the claim,
+// then saw the waiter arrive) writes the claim over to the waiter's lease,
+// then finds the waiter's key deleted without a grant: it takes the waiter
+// for one that left and passes the claim on in its name. The waiter, woken
+// by the nudge, reads the claim in between and sees its lease: it must not
+// take it then, or two agents hold the claim.
+func TestNudgedWaiterDoesNotTakeAClaimPassedOn(t *testing.T) {
+	ctx := testCtx(t, 30*time.Second)
+	q := queueBob(t, ctx)
+	waiters, err := q.js.KeyValue(ctx, subjects.WaitersBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	queued, err := waiters.Get(ctx, q.wkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kw, err := waiters.Watch(ctx, q.wkey, jetstream.UpdatesOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = kw.Stop() }()
+
+	// The releaser writes the claim over to bob's lease, and a nudge gets
+	// to bob's key before the releaser's grant note does.
+	rev := q.claimRevision(t, ctx)
+	at := time.Now().UTC()
+	granted := claimRecord{Path: "src/x.go", Agent: q.w.Agent, Reason: q.w.Reason, ClaimedAt: at,
+		TTLSeconds: q.w.TTLSeconds, Client: q.w.Client, Lease: q.w.Lease, Waiters: true}
+	nrev, err := q.claims.Update(ctx, q.claimKey, granted.encode(), rev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := waiters.Delete(ctx, q.wkey, jetstream.LastRevision(queued.Revision())); err != nil {
+		t.Fatal(err)
+	}
+	// Bob wakes and reads the claim: he either takes it or queues again.
+	var took *Claim
+	for took == nil {
+		select {
+		case took = <-q.got:
+		case e := <-kw.Updates():
+			if e == nil || e.Operation() != jetstream.KeyValuePut {
+				continue
+			}
+		case <-ctx.Done():
+			t.Fatal("bob neither took the claim nor queued again after the nudge")
+		}
+		if took == nil {
+			break
+		}
+	}
+	// The releaser's grant finds bob's key changed. If it takes him for
+	// gone, it passes the claim on in his old lease's name.
+	gone, err := q.alice.notifyWaiter(ctx, waiterRef{key: q.wkey, rev: queued.Revision(), rec: q.w},
+		&wakeup{Revision: rev, Lease: q.w.Lease, ClaimedAt: at})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gone {
+		if err := q.alice.passOn(ctx, q.claimKey, nrev, granted, passOptions{behalf: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if took == nil {
+		select {
+		case took = <-q.got:
+		case <-ctx.Done():
+			t.Fatal("bob never got the claim")
+		}
+	}
+	// Whatever the order, bob's claim must be the one the store has.
+	e, err := q.claims.Get(ctx, q.claimKey)
+	if err != nil {
+		t.Fatalf("bob holds token %d, but the claim is gone from the store: %v", took.Token, err)
+	}
+	rec, err := decodeClaim(q.claimKey, e.Value())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Lease != took.lease.leaseID() || took.Token > e.Revision() || !took.Held() {
+		t.Fatalf("bob holds token %d (lease %s), the store has revision %d for lease %s (agent %s)",
+			took.Token, took.lease.leaseID(), e.Revision(), rec.Lease, rec.Agent)
+	}
 }

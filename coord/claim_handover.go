@@ -104,6 +104,9 @@ type wakeup struct {
 	// recheck: events may have been missed (reconnect); our key may still
 	// be in place.
 	recheck bool
+	// keyRev is the revision of the deletion that woke us: a wait ignores
+	// one older than its own key (an earlier wait's, delivered late).
+	keyRev uint64
 }
 
 // nextRef is a waiterRef as carried in a grant note.

@@ -214,6 +214,7 @@ func (q *waitQueue) dispatch(ctx context.Context, w *kvstore.Watcher, reconnecte
 				continue // our own removal after taking the claim
 			}
 		}
+		wu.keyRev = ev.Revision
 		q.mu.Lock()
 		w, ok := q.waits[ev.Key]
 		q.mu.Unlock()
@@ -230,19 +231,22 @@ func (q *waitQueue) dispatch(ctx context.Context, w *kvstore.Watcher, reconnecte
 	}
 }
 
-// deliver hands a wake-up to a wait without blocking. A grant must never be
-// lost: it replaces a pending plain wake-up.
+// deliver hands a wake-up to a wait without blocking. When one is pending
+// already, the newer one replaces it: events about one key come in order,
+// and the pending one may be about an earlier key of ours, which the wait
+// ignores (dropping the newer one would lose a nudge or a grant). A recheck
+// does not replace a pending grant: it would find that grant anyway.
 func deliver(ch chan wakeup, wu wakeup) {
 	select {
 	case ch <- wu:
 		return
 	default:
 	}
-	if wu.Revision == 0 {
-		return // something is pending already; one look is enough
-	}
 	select {
-	case <-ch:
+	case old := <-ch:
+		if wu.recheck && old.Revision != 0 {
+			wu = old
+		}
 	default:
 	}
 	select {
@@ -378,6 +382,16 @@ func (q *waitQueue) register(wkey, lease string) chan wakeup {
 	return ch
 }
 
+// relabel records the lease a wait queues under now.
+func (q *waitQueue) relabel(wkey, lease string) {
+	q.mu.Lock()
+	if w, ok := q.waits[wkey]; ok {
+		w.lease = lease
+		q.waits[wkey] = w
+	}
+	q.mu.Unlock()
+}
+
 // passStray passes on, in the background, a claim granted to a wait of
 // this client that is over: once the grant's write is stored (it can come
 // after the note), a claim still carrying the stray lease goes to the next
@@ -387,7 +401,7 @@ func (q *waitQueue) passStray(wkey string, wu wakeup) {
 	q.c.goTracked(func(ctx context.Context) {
 		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
-		if err := q.awaitMove(ctx, key, wu.Revision, make(chan wakeup)); err != nil {
+		if _, err := q.awaitMove(ctx, key, wu.Revision, make(chan wakeup)); err != nil {
 			return
 		}
 		e, err := q.c.claims.Get(ctx, key)

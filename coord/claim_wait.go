@@ -126,6 +126,17 @@ func (q *waitQueue) wait(ctx context.Context, key, clean string, o claimOptions,
 
 	var wrev uint64   // revision of our waiter key; 0 while not enqueued
 	enqueued := false // an enqueue was sent (it may be stored though it failed)
+	// lost: our key went without a grant for our lease (a nudge, a drop, a
+	// grant that was not backed). A releaser that hands the claim to our
+	// lease and then finds the key so takes us for a waiter that left and
+	// passes the claim on in our name: this wait must never take a claim
+	// written to that lease, so it queues again under a new one (a grant to
+	// the old one reaches the waiter watch as a stray).
+	lost := func() {
+		wrev = 0
+		wrec.Lease = uuid.NewString()
+		q.relabel(wkey, wrec.Lease)
+	}
 	defer func() {
 		if err == nil {
 			return
@@ -161,7 +172,7 @@ func (q *waitQueue) wait(ctx context.Context, key, clean string, o claimOptions,
 			// sent with the note and can be stored after it: wait for it,
 			// or the claim would be left to a lease nobody keeps.
 			if from := q.grantedFrom(cctx, wkey, wrec.Lease); from != 0 {
-				if werr := q.awaitMove(cctx, key, from, make(chan wakeup)); werr != nil {
+				if _, werr := q.awaitMove(cctx, key, from, make(chan wakeup)); werr != nil {
 					c.log.Warn().Err(werr).Str("path", clean).Msg("waiting for a claim granted as the wait ended")
 				}
 			}
@@ -201,14 +212,23 @@ func (q *waitQueue) wait(ctx context.Context, key, clean string, o claimOptions,
 				return nil, err
 			}
 			if cur.Lease == wrec.Lease {
-				q.leave(ctx, wkey, wrec.Lease, &wrev)
-				return c.hold(key, e.Revision, cur, e.Created), nil
+				// Written over to us, but we saw no grant note: it is ours
+				// only if our key still says we wait (see take).
+				ok, err := q.take(ctx, wkey, wrec.Lease, wrev)
+				if err != nil {
+					return nil, err
+				}
+				if ok {
+					return c.hold(key, e.Revision, cur, e.Created), nil
+				}
+				lost()
+				continue
 			}
 		}
 		if !live || cur.Agent == c.opts.agent {
 			cl, err := c.tryAcquire(ctx, key, clean, o)
 			if err == nil {
-				q.leave(ctx, wkey, wrec.Lease, &wrev)
+				q.leave(ctx, wkey, &wrev)
 				return cl, nil
 			}
 			if !errors.Is(err, ErrClaimed) {
@@ -257,50 +277,37 @@ func (q *waitQueue) wait(ctx context.Context, key, clean string, o claimOptions,
 			case <-c.ctx.Done():
 				return nil, ErrClosed
 			case wu := <-wake:
+				if wu.keyRev != 0 && wu.keyRev < wrev {
+					continue // about an earlier key of ours
+				}
 				if wu.recheck {
-					if k, err := c.waiters.Last(ctx, wkey); err != nil || !k.Live() || k.Revision != wrev {
-						wrev = 0
+					// Events may have been missed: where does our key stand?
+					k, err := c.waiters.Last(ctx, wkey)
+					if err != nil && !errors.Is(err, kvstore.ErrNotFound) {
+						break waiting // unknown; the loop reads the claim
 					}
+					if err == nil && k.Live() && k.Revision == wrev {
+						break waiting // still queued
+					}
+					wu = wakeup{}
+					if err == nil && !k.Live() {
+						_ = json.Unmarshal(k.Value, &wu) // a grant we missed?
+					}
+				}
+				if wu.Revision == 0 || wu.Lease != wrec.Lease || wu.Taken {
+					lost() // nudged or dropped: read the claim, queue again
 					break waiting
 				}
-				wrev = 0 // the releaser deleted our key
-				if wu.Revision != 0 && wu.Lease == wrec.Lease {
-					// The note on the delete says the claim was written
-					// over to our lease. Anyone who may write waiter keys
-					// could forge such a note (with any token), so the
-					// claim key itself is read once (a direct get on a
-					// single-replica bucket): only a record carrying our
-					// lease makes us the holder, with its revision as token.
-					e, err := c.claims.Last(ctx, key)
-					if err == nil && e.Revision == wu.Revision {
-						e, err = c.claims.Last(ctx, key)
-					}
-					if err == nil && e.Revision == wu.Revision {
-						// The write that hands us the claim is sent with
-						// the note, not before it, and can be stored after
-						// it: wait (on a watch) for the key to move.
-						if err := q.awaitMove(ctx, key, wu.Revision, wake); err != nil {
-							return nil, err
-						}
-						e, err = c.claims.Last(ctx, key)
-					}
-					if err != nil || !e.Live() {
-						break waiting
-					}
-					rec, err := decodeClaim(key, e.Value)
-					if err != nil || rec.Lease != wrec.Lease {
-						c.log.Warn().Str("path", clean).Msg("grant note not backed by the claim; still waiting")
-						break waiting
-					}
-					cl := c.hold(key, e.Revision, rec, minTime(wu.ClaimedAt, time.Now()))
-					if wu.Next != nil {
-						cl.lease.setSuccessor(waiterRef{key: wu.Next.Key, rev: wu.Next.Rev, rec: wu.Next.Rec})
-					} else {
-						cl.lease.prefetchSuccessor()
-					}
-					return cl, nil
+				wrev = 0 // the releaser deleted our key with our grant
+				cl, err := q.granted(ctx, key, clean, wu, wake)
+				if err != nil {
+					return nil, err
 				}
-				break waiting
+				if cl == nil {
+					lost()
+					break waiting
+				}
+				return cl, nil
 			case <-renew.C:
 				renew.Reset(waiterTTL / 2)
 				if wrev != 0 {
@@ -308,13 +315,18 @@ func (q *waitQueue) wait(ctx context.Context, key, clean string, o claimOptions,
 					if err == nil {
 						wrev = nrev
 					} else if errors.Is(err, kvstore.ErrRevisionMismatch) {
-						wrev = 0
-						break waiting
+						// Deleted under us: the event says how (it may be
+						// a grant); have the next look read the key.
+						deliver(wake, wakeup{recheck: true})
 					}
 				}
 			case <-expiry.C:
-				if err := q.awaitMove(ctx, key, e.Revision, wake); err != nil {
+				wu, err := q.awaitMove(ctx, key, e.Revision, wake)
+				if err != nil {
 					return nil, err
+				}
+				if wu != nil {
+					deliver(wake, *wu) // for the loop to act on
 				}
 				break waiting
 			}
@@ -337,56 +349,122 @@ func (q *waitQueue) grantedFrom(ctx context.Context, wkey, lease string) uint64 
 	return wu.Revision
 }
 
-// awaitMove watches the claim key until it moves past revision rev (or a
-// wake-up arrives, which it leaves for the caller). Used when the holder's
-// lease should have run out but the server has not written its expiry
-// marker yet (it checks about every 250ms), and when a grant note arrived
-// before the write that hands us the claim was stored.
-func (q *waitQueue) awaitMove(ctx context.Context, key string, rev uint64, wake chan wakeup) error {
+// awaitMove watches the claim key until it moves past revision rev, or a
+// wake-up arrives (returned). Used when the holder's lease should have run
+// out but the server has not written its expiry marker yet (it checks about
+// every 250ms), and when a grant note arrived before the write that hands
+// us the claim was stored.
+func (q *waitQueue) awaitMove(ctx context.Context, key string, rev uint64, wake chan wakeup) (*wakeup, error) {
 	c := q.c
 	w, err := c.claims.Watch(ctx, []string{key})
 	if err != nil {
-		return wrapNATS(err)
+		return nil, wrapNATS(err)
 	}
 	defer w.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return nil, ctx.Err()
 		case <-c.ctx.Done():
-			return ErrClosed
+			return nil, ErrClosed
 		case wu := <-wake:
-			// Put it back for the main loop to act on.
-			select {
-			case wake <- wu:
-			default:
-			}
-			return nil
+			return &wu, nil
 		case ev, ok := <-w.C():
 			if !ok {
-				return nil
+				return nil, nil
 			}
 			e := kvstore.Convert(ev)
 			if e.InitialDone {
 				continue
 			}
 			if e.Revision != rev {
-				return nil
+				return nil, nil
 			}
 		}
 	}
 }
 
-// leave removes our waiter key after we got the claim (if the releaser did
-// not already delete it).
-func (q *waitQueue) leave(ctx context.Context, wkey, lease string, wrev *uint64) {
+// granted acts on a grant note for our lease: the releaser says it wrote
+// the claim over to us. Anyone who may write waiter keys could forge such a
+// note (with any token), so the claim key itself is read once (a direct get
+// on a single-replica bucket): only the record the note describes, carrying
+// our lease, makes us the holder, with its revision as token. nil, nil: the
+// grant is not backed.
+func (q *waitQueue) granted(ctx context.Context, key, clean string, wu wakeup, wake chan wakeup) (*Claim, error) {
+	c := q.c
+	e, err := c.claims.Last(ctx, key)
+	if err == nil && e.Revision == wu.Revision {
+		e, err = c.claims.Last(ctx, key)
+	}
+	for err == nil && e.Revision == wu.Revision {
+		// The write that hands us the claim is sent with the note, not
+		// before it, and can be stored after it: wait (on a watch) for the
+		// key to move. (Our key is deleted: a wake-up meanwhile can only
+		// be a recheck, which this read is.)
+		if _, err := q.awaitMove(ctx, key, wu.Revision, wake); err != nil {
+			return nil, err
+		}
+		e, err = c.claims.Last(ctx, key)
+	}
+	if err != nil || !e.Live() {
+		return nil, nil
+	}
+	rec, err := decodeClaim(key, e.Value)
+	// The record must be the one the note announced (its ClaimedAt): a
+	// releaser with an outdated look-up of us may write our lease too, and
+	// it passes that claim on when it finds our key deleted by this grant.
+	if err != nil || rec.Lease != wu.Lease || !rec.ClaimedAt.Equal(wu.ClaimedAt) {
+		c.log.Warn().Str("path", clean).Msg("grant note not backed by the claim; still waiting")
+		return nil, nil
+	}
+	cl := c.hold(key, e.Revision, rec, minTime(wu.ClaimedAt, time.Now()))
+	if wu.Next != nil {
+		cl.lease.setSuccessor(waiterRef{key: wu.Next.Key, rev: wu.Next.Rev, rec: wu.Next.Rec})
+	} else {
+		cl.lease.prefetchSuccessor()
+	}
+	return cl, nil
+}
+
+// take marks our waiter key taken by lease before we hold a claim we found
+// written over to that lease without a grant note (the note went missing in
+// a reconnect, or is on its way): revision-checked, so a releaser that
+// hands us the claim and finds our key changed learns we hold it. false:
+// a releaser deleted the key without our grant first; it takes us for gone
+// and passes the claim on, so we must not hold it.
+func (q *waitQueue) take(ctx context.Context, wkey, lease string, wrev uint64) (bool, error) {
+	if wrev == 0 {
+		return false, nil // our lease was never queued: not a grant to us
+	}
+	note, _ := json.Marshal(wakeup{Lease: lease, Taken: true})
+	_, err := q.c.waiters.DeleteWithNote(ctx, wkey, wrev, note)
+	if err == nil {
+		return true, nil
+	}
+	if !errors.Is(err, kvstore.ErrRevisionMismatch) {
+		return false, wrapNATS(err)
+	}
+	k, err := q.c.waiters.Last(ctx, wkey)
+	if errors.Is(err, kvstore.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, wrapNATS(err)
+	}
+	var wu wakeup
+	// Deleted with our grant: the releaser counts us as the holder.
+	return !k.Live() && json.Unmarshal(k.Value, &wu) == nil && wu.Revision != 0 && wu.Lease == lease && !wu.Taken, nil
+}
+
+// leave removes our waiter key after we took the claim by a try of our own
+// (if no releaser deleted it already). The note marks it taken but names no
+// lease: a releaser that handed the claim to our waiting lease and finds
+// the key so takes that lease for gone and passes its claim on.
+func (q *waitQueue) leave(ctx context.Context, wkey string, wrev *uint64) {
 	if *wrev == 0 {
 		return
 	}
-	// The marker says the claim was taken: a releaser that handed it to us
-	// and finds our key gone must not take it for a waiter that left and
-	// pass the claim on in our name (that would make two holders).
-	note, _ := json.Marshal(wakeup{Lease: lease, Taken: true})
+	note, _ := json.Marshal(wakeup{Taken: true})
 	if _, err := q.c.waiters.DeleteWithNote(ctx, wkey, *wrev, note); err != nil && !errors.Is(err, kvstore.ErrRevisionMismatch) {
 		q.c.log.Debug().Err(err).Str("key", wkey).Msg("could not remove waiter key; it expires by itself")
 	}
