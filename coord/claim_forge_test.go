@@ -3,6 +3,7 @@ package coord
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"testing"
 	"time"
 
@@ -284,5 +285,80 @@ func TestNudgedWaiterDoesNotTakeAClaimPassedOn(t *testing.T) {
 	if rec.Lease != took.lease.leaseID() || took.Token > e.Revision() || !took.Held() {
 		t.Fatalf("bob holds token %d (lease %s), the store has revision %d for lease %s (agent %s)",
 			took.Token, took.lease.leaseID(), e.Revision(), rec.Lease, rec.Agent)
+	}
+}
+
+// A holder that got the claim with a grant note naming nobody after it
+// looks up, while it holds, both its successor and the waiter after that
+// one: its release hands the claim on with a note naming who comes next,
+// so the next holder's release needs no look-up on the way.
+func TestGrantNoteNamesTheWaiterAfter(t *testing.T) {
+	srv := testenv.Start(t)
+	ctx := testCtx(t, 30*time.Second)
+	alice := newClient(t, srv, "alice") // provisions the buckets
+	js := srv.JetStream(t)
+	waiters, err := js.KeyValue(ctx, subjects.WaitersBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kw, err := waiters.WatchAll(ctx, jetstream.UpdatesOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = kw.Stop() }()
+	held, err := alice.TryAcquire(ctx, "src/next.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _, _ := subjects.ClaimKey("test", "src/next.go")
+	names := []string{"bob", "carol", "dave"}
+	wkeys := make(map[string]string)
+	got := make(chan *Claim, len(names))
+	for _, name := range names {
+		c := newClient(t, srv, name)
+		wkeys[subjects.WaiterKey(c.ID(), key)] = name
+		go func() {
+			cl, err := c.Acquire(ctx, "src/next.go")
+			if err != nil && !errors.Is(err, ErrClosed) { // dave waits till the end
+				t.Errorf("%s Acquire: %v", name, err)
+			}
+			got <- cl
+		}()
+		// Queued (its key written) before the next one comes.
+		for queued := false; !queued; {
+			select {
+			case e := <-kw.Updates():
+				queued = e != nil && e.Operation() == jetstream.KeyValuePut && wkeys[e.Key()] == name
+			case <-ctx.Done():
+				t.Fatalf("%s never queued", name)
+			}
+		}
+	}
+	if err := held.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// bob gets it and releases at once; carol's grant note must name dave.
+	if cl := <-got; cl == nil || cl.Agent != "bob" {
+		t.Fatalf("first grant: %+v, want bob", cl)
+	} else if err := cl.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		select {
+		case e := <-kw.Updates():
+			if e == nil || e.Operation() != jetstream.KeyValueDelete || wkeys[e.Key()] != "carol" {
+				continue
+			}
+			var note wakeup
+			if err := json.Unmarshal(e.Value(), &note); err != nil || note.Revision == 0 {
+				t.Fatalf("carol's key deleted without a grant note: %q %v", e.Value(), err)
+			}
+			if note.Next == nil || wkeys[note.Next.Key] != "dave" {
+				t.Fatalf("carol's grant note names %+v as next, want dave's key", note.Next)
+			}
+			return
+		case <-ctx.Done():
+			t.Fatal("carol was never granted the claim")
+		}
 	}
 }

@@ -12,29 +12,41 @@ import (
 )
 
 // prefetchSuccessor looks up the next waiter in the background while the
-// claim is held, so that a release under contention costs one round trip
-// less. Only a guess: passOn copes with a successor that has left.
+// claim is held, and then the waiter after it, for the grant note: so that
+// a release under contention costs one round trip less, and the next
+// holder's release too (it starts from the note). Only a guess: passOn
+// copes with a successor that has left.
 func (l *lease) prefetchSuccessor() {
-	p := lookAhead(l.c, waiterRef{}, func(ctx context.Context) waiterRef {
-		w, _, err := l.c.nextWaiter(ctx, l.key)
-		if err != nil {
-			return waiterRef{}
+	p := make(chan waiterRef, 1)
+	a := make(chan *nextRef, 1)
+	if !l.c.goTracked(func(ctx context.Context) {
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		w, ok, err := l.c.nextWaiter(ctx, l.key)
+		if err != nil || !ok {
+			p <- waiterRef{}
+			a <- nil
+			return
 		}
-		return w
-	})
+		p <- w
+		a <- l.c.lookAfter(ctx, l.key, w)
+	}) {
+		p <- waiterRef{}
+		a <- nil
+	}
 	l.mu.Lock()
 	l.successor = p
+	l.after = a
 	l.mu.Unlock()
 }
 
-// setSuccessor records a successor the releaser already found, and looks
-// up the waiter after it while the claim is held: the release then writes
-// the claim over and wakes the successor, its grant note naming who comes
-// next, without a look-up on the way.
-func (l *lease) setSuccessor(w waiterRef) {
+// setSuccessor records a successor the releaser already found, and the
+// look-up of the waiter after it, started when the grant arrived: the
+// release then writes the claim over and wakes the successor, its grant
+// note naming who comes next, without a look-up on the way.
+func (l *lease) setSuccessor(w waiterRef, a chan *nextRef) {
 	p := make(chan waiterRef, 1)
 	p <- w
-	a := lookAhead(l.c, nil, func(ctx context.Context) *nextRef { return l.c.lookAfter(ctx, l.key, w) })
 	l.mu.Lock()
 	l.successor = p
 	l.after = a

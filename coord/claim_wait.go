@@ -392,6 +392,15 @@ func (q *waitQueue) awaitMove(ctx context.Context, key string, rev uint64, wake 
 // grant is not backed.
 func (q *waitQueue) granted(ctx context.Context, key, clean string, wu wakeup, wake chan wakeup) (*Claim, error) {
 	c := q.c
+	// Who comes after the waiter the note names as next, for our own
+	// release: looked up alongside the read below, not after it, which
+	// takes a round trip off a hand-over when the claim is held briefly.
+	var next waiterRef
+	var after chan *nextRef
+	if wu.Next != nil {
+		next = waiterRef{key: wu.Next.Key, rev: wu.Next.Rev, rec: wu.Next.Rec}
+		after = lookAhead(c, nil, func(ctx context.Context) *nextRef { return c.lookAfter(ctx, key, next) })
+	}
 	e, err := c.claims.Last(ctx, key)
 	if err == nil && e.Revision == wu.Revision {
 		e, err = c.claims.Last(ctx, key)
@@ -418,8 +427,8 @@ func (q *waitQueue) granted(ctx context.Context, key, clean string, wu wakeup, w
 		return nil, nil
 	}
 	cl := c.hold(key, e.Revision, rec, minTime(wu.ClaimedAt, time.Now()))
-	if wu.Next != nil {
-		cl.lease.setSuccessor(waiterRef{key: wu.Next.Key, rev: wu.Next.Rev, rec: wu.Next.Rec})
+	if after != nil {
+		cl.lease.setSuccessor(next, after)
 	} else {
 		cl.lease.prefetchSuccessor()
 	}
