@@ -57,6 +57,12 @@ func CleanPath(p string) (string, error) {
 		if r == 0 || unicode.IsControl(r) {
 			return "", fmt.Errorf("%w: %q holds a control character", ErrInvalidPath, p)
 		}
+		if unicode.Is(unicode.Cf, r) {
+			// An invisible format character (U+200B, U+202E, U+FEFF, ...)
+			// would let two agents claim paths that look the same but are
+			// different keys: neither would see the other's claim.
+			return "", fmt.Errorf("%w: %q holds an invisible format character %U", ErrInvalidPath, p, r)
+		}
 	}
 	if strings.HasPrefix(p, "/") {
 		return "", fmt.Errorf("%w: %q is absolute; give it relative to the workspace root", ErrInvalidPath, p)
