@@ -401,23 +401,9 @@ func (q *waitQueue) passStray(wkey string, wu wakeup) {
 	q.c.goTracked(func(ctx context.Context) {
 		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
-		if _, err := q.awaitMove(ctx, key, wu.Revision, make(chan wakeup)); err != nil {
-			return
+		if err := q.passOnGranted(ctx, key, wu.Lease, wu.Revision); err != nil {
+			q.c.log.Warn().Err(err).Str("key", key).Msg("could not pass on a claim granted to a wait that had ended")
 		}
-		e, err := q.c.claims.Get(ctx, key)
-		if err != nil {
-			return
-		}
-		rec, err := decodeClaim(key, e.Value)
-		// Not if the wait took it after all (by reading the claim).
-		if err != nil || rec.Lease != wu.Lease || q.c.holdsLease(key, wu.Lease) {
-			return
-		}
-		if err := q.c.passOn(ctx, key, e.Revision, rec, passOptions{behalf: true}); err != nil {
-			q.c.log.Warn().Err(err).Str("path", rec.Path).Msg("could not pass on a claim granted to a wait that had ended")
-			return
-		}
-		q.c.log.Debug().Str("path", rec.Path).Msg("passed on a claim granted to a wait that had ended")
 	})
 }
 

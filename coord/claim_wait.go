@@ -166,23 +166,15 @@ func (q *waitQueue) wait(ctx context.Context, key, clean string, o claimOptions,
 				c.log.Warn().Err(derr).Str("path", clean).Msg("could not remove waiter key; it expires by itself")
 			}
 		}
+		// A releaser may have deleted our key with a grant: it counts us as
+		// the holder from then on, so the claim must not be left to a lease
+		// nobody keeps.
+		var from uint64
 		if !removed {
-			// A releaser may have deleted our key with a grant: it counts
-			// us as the holder from then on. Its write of the claim is
-			// sent with the note and can be stored after it: wait for it,
-			// or the claim would be left to a lease nobody keeps.
-			if from := q.grantedFrom(cctx, wkey, wrec.Lease); from != 0 {
-				if _, werr := q.awaitMove(cctx, key, from, make(chan wakeup)); werr != nil {
-					c.log.Warn().Err(werr).Str("path", clean).Msg("waiting for a claim granted as the wait ended")
-				}
-			}
+			from = q.grantedFrom(cctx, wkey, wrec.Lease)
 		}
-		if e, gerr := c.claims.Get(cctx, key); gerr == nil {
-			if rec, derr := decodeClaim(key, e.Value); derr == nil && rec.Lease == wrec.Lease {
-				if perr := c.passOn(cctx, key, e.Revision, rec, passOptions{behalf: true}); perr != nil {
-					c.log.Warn().Err(perr).Str("path", clean).Msg("could not pass on a claim granted after the wait ended")
-				}
-			}
+		if perr := q.passOnGranted(cctx, key, wrec.Lease, from); perr != nil {
+			c.log.Warn().Err(perr).Str("path", clean).Msg("could not pass on a claim granted after the wait ended")
 		}
 		err = waitErr(err, clean)
 	}()
@@ -290,8 +282,8 @@ func (q *waitQueue) wait(ctx context.Context, key, clean string, o claimOptions,
 						break waiting // still queued
 					}
 					wu = wakeup{}
-					if err == nil && !k.Live() {
-						_ = json.Unmarshal(k.Value, &wu) // a grant we missed?
+					if g, ok := grantIn(k, wrec.Lease); err == nil && ok {
+						wu = g // a grant we missed
 					}
 				}
 				if wu.Revision == 0 || wu.Lease != wrec.Lease || wu.Taken {
@@ -339,14 +331,51 @@ func (q *waitQueue) wait(ctx context.Context, key, clean string, o claimOptions,
 // else 0.
 func (q *waitQueue) grantedFrom(ctx context.Context, wkey, lease string) uint64 {
 	k, err := q.c.waiters.Last(ctx, wkey)
-	if err != nil || k.Live() {
+	if err != nil {
 		return 0
 	}
-	var wu wakeup
-	if json.Unmarshal(k.Value, &wu) != nil || wu.Taken || wu.Lease != lease {
-		return 0
-	}
+	wu, _ := grantIn(k, lease)
 	return wu.Revision
+}
+
+// grantIn reads a grant for lease from the latest entry of a waiter key:
+// the note a releaser put on its delete (not a "taken" marker).
+func grantIn(k kvstore.Entry, lease string) (wakeup, bool) {
+	var wu wakeup
+	if k.Live() || json.Unmarshal(k.Value, &wu) != nil || wu.Revision == 0 || wu.Lease != lease || wu.Taken {
+		return wakeup{}, false
+	}
+	return wu, true
+}
+
+// passOnGranted passes on, in lease's name, a claim granted to a wait of
+// this client that is over. from is the claim revision the grant replaced
+// (0: no grant seen); the grant's write is sent with its note and can be
+// stored after it, so the key is first awaited past from. A claim this
+// client holds under lease (the wait took it after all) is left alone.
+func (q *waitQueue) passOnGranted(ctx context.Context, key, lease string, from uint64) error {
+	c := q.c
+	e, err := c.claims.Last(ctx, key)
+	if err == nil && from != 0 && e.Revision == from {
+		if _, err := q.awaitMove(ctx, key, from, make(chan wakeup)); err != nil {
+			return err
+		}
+		e, err = c.claims.Last(ctx, key)
+	}
+	if errors.Is(err, kvstore.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return wrapNATS(err)
+	}
+	if !e.Live() {
+		return nil
+	}
+	rec, err := decodeClaim(key, e.Value)
+	if err != nil || rec.Lease != lease || c.holdsLease(key, lease) {
+		return nil
+	}
+	return c.passOn(ctx, key, e.Revision, rec, passOptions{behalf: true})
 }
 
 // awaitMove watches the claim key until it moves past revision rev, or a
@@ -460,9 +489,9 @@ func (q *waitQueue) take(ctx context.Context, wkey, lease string, wrev uint64) (
 	if err != nil {
 		return false, wrapNATS(err)
 	}
-	var wu wakeup
 	// Deleted with our grant: the releaser counts us as the holder.
-	return !k.Live() && json.Unmarshal(k.Value, &wu) == nil && wu.Revision != 0 && wu.Lease == lease && !wu.Taken, nil
+	_, ok := grantIn(k, lease)
+	return ok, nil
 }
 
 // leave removes our waiter key after we took the claim by a try of our own
