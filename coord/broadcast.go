@@ -133,7 +133,7 @@ func (c *Client) Publish(ctx context.Context, channel, message string) (Broadcas
 	// A channel outside the user's permissions fails at once with
 	// ErrPermissionDenied instead of waiting for the deadline.
 	pctx, done := c.refusable(ctx, subj)
-	ack, err := kvstore.Publish(pctx, c.js, &nats.Msg{Subject: subj, Data: body}, jetstream.WithMsgID(nuid.Next()))
+	ack, err := kvstore.Publish(pctx, c.nc, &nats.Msg{Subject: subj, Data: body}, kvstore.WithMsgID(nuid.Next()))
 	err = refusedErr(pctx, err)
 	done()
 	if err != nil {

@@ -10,7 +10,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/cogos-dev/coord/kvstore"
 	"github.com/cogos-dev/coord/subjects"
@@ -150,8 +149,8 @@ func (c *Client) Handoff(ctx context.Context, to, artifact, message string, opts
 	}
 	msg := &nats.Msg{Subject: subj + "." + rec.ID, Data: data}
 	pctx, done := c.refusable(ctx, msg.Subject)
-	_, err = kvstore.Publish(pctx, c.js, msg, jetstream.WithMsgID(rec.ID),
-		jetstream.WithExpectStream(st.CachedInfo().Config.Name))
+	_, err = kvstore.Publish(pctx, c.nc, msg, kvstore.WithMsgID(rec.ID),
+		kvstore.WithExpectStream(st.CachedInfo().Config.Name))
 	err = refusedErr(pctx, err)
 	done()
 	if err != nil {

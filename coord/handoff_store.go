@@ -268,8 +268,8 @@ func (c *Client) decide(ctx context.Context, id, status, reason string) (Handoff
 			return Handoff{}, fmt.Errorf("coord: encoding handoff: %w", err)
 		}
 		pctx, done := c.refusable(ctx, doneSubj)
-		_, err = kvstore.Publish(pctx, c.js, &nats.Msg{Subject: doneSubj, Data: data},
-			jetstream.WithExpectLastSequencePerSubject(0))
+		_, err = kvstore.Publish(pctx, c.nc, &nats.Msg{Subject: doneSubj, Data: data},
+			kvstore.WithExpectLastSequencePerSubject(0))
 		err = refusedErr(pctx, err)
 		done()
 		if isWrongLastSequence(err) {
@@ -316,7 +316,7 @@ func (c *Client) removePending(ctx context.Context, st jetstream.Stream, subj st
 		return nil
 	}
 	msg := &nats.Msg{Subject: subj, Header: nats.Header{tombstoneHeader: []string{tombstoneValue}}}
-	_, err := kvstore.Publish(ctx, c.js, msg, jetstream.WithExpectLastSequencePerSubject(seq), jetstream.WithMsgTTL(tombstoneTTL))
+	_, err := kvstore.Publish(ctx, c.nc, msg, kvstore.WithExpectLastSequencePerSubject(seq), kvstore.WithMsgTTL(tombstoneTTL))
 	if isWrongLastSequence(err) {
 		return nil // replaced already (a concurrent decision's tombstone)
 	}

@@ -1,6 +1,7 @@
 package kvstore
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -128,11 +129,11 @@ func validKey(key string) bool {
 }
 
 func (b *Bucket) publish(ctx context.Context, key string, value []byte, hdr nats.Header, expect uint64, check bool, ttl time.Duration) (uint64, error) {
-	m, opts, err := b.write(key, value, hdr, expect, check, ttl)
+	m, err := b.write(key, value, hdr, expect, check, ttl)
 	if err != nil {
 		return 0, err
 	}
-	return b.send(ctx, key, m, opts, 0)
+	return b.send(ctx, key, m, 0)
 }
 
 // send publishes a write, bounding each try (firstWriteAttempt, doubling up
@@ -143,15 +144,10 @@ func (b *Bucket) publish(ctx context.Context, key string, value []byte, hdr nats
 // later revision); a revision-checked one fails its check if the first copy
 // was stored, and then the key's last revision carries this write's ID and
 // is its answer. tries counts tries already made (by UpdateAsync).
-func (b *Bucket) send(ctx context.Context, key string, m *nats.Msg, opts []jetstream.PublishOpt, tries int) (uint64, error) {
-	opts = append(opts, jetstream.WithRetryAttempts(0)) // retried here, until ctx ends
+func (b *Bucket) send(ctx context.Context, key string, m *nats.Msg, tries int) (uint64, error) {
 	rev, err := retry(ctx, firstWriteAttempt, func(ctx context.Context) (uint64, error) {
 		tries++
-		ack, err := b.js.PublishMsg(ctx, m, opts...)
-		if err != nil {
-			return 0, err
-		}
-		return ack.Sequence, nil
+		return b.request(ctx, m)
 	})
 	if tries > 1 && errors.Is(err, ErrRevisionMismatch) {
 		if e, lerr := b.Last(ctx, key); lerr == nil && e.writeID == m.Header.Get(hdrWriteID) {
@@ -161,26 +157,91 @@ func (b *Bucket) send(ctx context.Context, key string, m *nats.Msg, opts []jetst
 	return rev, err
 }
 
-// write builds the message and publish options of a write to key:
-// expecting the key's last revision to be expect when check is set, with a
-// per-message TTL when ttl > 0.
-func (b *Bucket) write(key string, value []byte, hdr nats.Header, expect uint64, check bool, ttl time.Duration) (*nats.Msg, []jetstream.PublishOpt, error) {
+// request sends a write and reads its acknowledgement: what nats.go's
+// PublishMsg does, without its option handling and, for the usual answer,
+// without encoding/json (every claim and release is two of these).
+func (b *Bucket) request(ctx context.Context, m *nats.Msg) (uint64, error) {
+	ack, err := request(ctx, b.nc, m)
+	if err != nil {
+		return 0, err
+	}
+	return ack.Sequence, nil
+}
+
+func request(ctx context.Context, nc *nats.Conn, m *nats.Msg) (*jetstream.PubAck, error) {
+	resp, err := nc.RequestMsgWithContext(ctx, m)
+	if err != nil {
+		if errors.Is(err, nats.ErrNoResponders) {
+			return nil, jetstream.ErrNoStreamResponse
+		}
+		return nil, err
+	}
+	return parseAck(resp.Data)
+}
+
+var (
+	ackPrefix = []byte(`{"stream":"`)
+	ackSeq    = []byte(`","seq":`)
+)
+
+// parseAck reads a JetStream publish acknowledgement. The server writes
+// the usual success as {"stream":"<name>","seq":<n>}: that form is read
+// by hand; anything else (an error, a duplicate, a domain) goes through
+// encoding/json.
+func parseAck(data []byte) (*jetstream.PubAck, error) {
+	if rest, ok := bytes.CutPrefix(data, ackPrefix); ok {
+		if i := bytes.Index(rest, ackSeq); i > 0 && bytes.IndexByte(rest[:i], '"') < 0 {
+			digits := rest[i+len(ackSeq) : len(rest)-1]
+			if rest[len(rest)-1] == '}' && len(digits) > 0 && len(digits) < 20 {
+				n := uint64(0)
+				for _, c := range digits {
+					if c < '0' || c > '9' {
+						n = 0
+						break
+					}
+					n = n*10 + uint64(c-'0')
+				}
+				if n > 0 {
+					return &jetstream.PubAck{Stream: string(rest[:i]), Sequence: n}, nil
+				}
+			}
+		}
+	}
+	var ack struct {
+		Error *jetstream.APIError `json:"error,omitempty"`
+		jetstream.PubAck
+	}
+	if err := json.Unmarshal(data, &ack); err != nil {
+		return nil, jetstream.ErrInvalidJSAck
+	}
+	if ack.Error != nil {
+		return nil, fmt.Errorf("nats: %w", ack.Error)
+	}
+	if ack.Stream == "" {
+		return nil, jetstream.ErrInvalidJSAck
+	}
+	return &ack.PubAck, nil
+}
+
+// write builds the message of a write to key: expecting the key's last
+// revision to be expect when check is set, with a per-message TTL when
+// ttl > 0 (the headers nats.go's publish options would set).
+func (b *Bucket) write(key string, value []byte, hdr nats.Header, expect uint64, check bool, ttl time.Duration) (*nats.Msg, error) {
 	subj, err := b.subject(key)
 	if err != nil {
-		return nil, nil, err
-	}
-	var opts []jetstream.PublishOpt
-	if check {
-		opts = append(opts, jetstream.WithExpectLastSequencePerSubject(expect))
-	}
-	if ttl > 0 {
-		opts = append(opts, jetstream.WithMsgTTL(roundTTL(ttl)))
+		return nil, err
 	}
 	if hdr == nil {
-		hdr = nats.Header{}
+		hdr = make(nats.Header, 3)
 	}
-	hdr.Set(hdrWriteID, nuid.Next())
-	return &nats.Msg{Subject: subj, Data: value, Header: hdr}, opts, nil
+	if check {
+		WithExpectLastSequencePerSubject(expect)(hdr)
+	}
+	if ttl > 0 {
+		WithMsgTTL(ttl)(hdr)
+	}
+	hdr[hdrWriteID] = []string{nuid.Next()}
+	return &nats.Msg{Subject: subj, Data: value, Header: hdr}, nil
 }
 
 // roundTTL rounds a TTL up to whole seconds, the server's resolution.
@@ -434,12 +495,11 @@ func parseTTL(v string) time.Duration {
 
 // Pending is a write sent without waiting for its acknowledgement.
 type Pending struct {
-	b    *Bucket
-	key  string
-	m    *nats.Msg
-	opts []jetstream.PublishOpt
-	f    jetstream.PubAckFuture
-	err  error
+	b   *Bucket
+	key string
+	m   *nats.Msg
+	f   jetstream.PubAckFuture
+	err error
 }
 
 // Wait returns the write's revision once the server acknowledged it, or its
@@ -462,7 +522,7 @@ func (p *Pending) Wait(ctx context.Context) (uint64, error) {
 	case <-ctx.Done():
 		return 0, mapError(ctx.Err())
 	}
-	return p.b.send(ctx, p.key, p.m, p.opts, 1)
+	return p.b.send(ctx, p.key, p.m, 1)
 }
 
 // UpdateAsync is Update without waiting: the write is on the wire, in order
@@ -470,13 +530,13 @@ func (p *Pending) Wait(ctx context.Context) (uint64, error) {
 // Its outcome comes from Wait. (Writes to another stream sent after it may
 // still be stored first: streams store independently.)
 func (b *Bucket) UpdateAsync(key string, value []byte, rev uint64, ttl time.Duration) *Pending {
-	m, opts, err := b.write(key, value, nil, rev, true, ttl)
+	m, err := b.write(key, value, nil, rev, true, ttl)
 	if err != nil {
 		return &Pending{err: err}
 	}
-	f, err := b.js.PublishMsgAsync(m, opts...)
+	f, err := b.js.PublishMsgAsync(m)
 	if err != nil {
 		return &Pending{err: mapError(err)}
 	}
-	return &Pending{b: b, key: key, m: m, opts: opts, f: f}
+	return &Pending{b: b, key: key, m: m, f: f}
 }

@@ -3,6 +3,7 @@ package kvstore
 import (
 	"context"
 	"errors"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -42,30 +43,45 @@ var errDirectTimeout = errors.New("direct get timed out")
 // maxReadAttempt) and an unanswered try is repeated: only for reads.
 // The error returned is mapped (mapError).
 func retry[T any](ctx context.Context, attempt time.Duration, op func(context.Context) (T, error)) (T, error) {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, defaultTimeout)
-		defer cancel()
+	// One context per try at most (none when the caller's deadline comes
+	// before the try's bound): requests are the hot path of every claim.
+	end, bounded := ctx.Deadline()
+	if !bounded {
+		end = time.Now().Add(defaultTimeout)
 	}
 	pause := firstRetryPause
 	for {
-		actx, cancel := ctx, context.CancelFunc(func() {})
+		tryEnd := end
 		if attempt > 0 {
-			actx, cancel = context.WithTimeout(ctx, attempt)
+			tryEnd = minTime(end, time.Now().Add(attempt))
 			attempt = min(2*attempt, maxReadAttempt)
 		}
+		actx, cancel := ctx, context.CancelFunc(nil)
+		if !bounded || tryEnd.Before(end) {
+			actx, cancel = context.WithDeadline(ctx, tryEnd)
+		}
 		v, err := op(actx)
-		cancel()
+		if cancel != nil {
+			cancel()
+		}
 		if err == nil {
 			return v, nil
 		}
-		unanswered := attempt > 0 && ctx.Err() == nil &&
+		over := ctx.Err() != nil || !time.Now().Before(end)
+		unanswered := attempt > 0 && !over &&
 			(errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout))
-		if ctx.Err() != nil || !(unanswered || transient(err)) || !sleep(ctx, pause) {
+		if over || !(unanswered || transient(err)) || !sleep(ctx, min(pause, time.Until(end))) {
 			return v, mapError(err)
 		}
 		pause = min(2*pause, maxRetryPause)
 	}
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
 
 // transient reports errors that say a request was not acted on because
@@ -97,9 +113,41 @@ func sleep(ctx context.Context, d time.Duration) bool {
 // that are safe to repeat: with a message ID (the stream drops the second
 // copy) or with a revision check whose failure the caller resolves. The
 // error keeps nats.go's in its chain.
-func Publish(ctx context.Context, js jetstream.JetStream, m *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
-	opts = append(opts, jetstream.WithRetryAttempts(0))
+func Publish(ctx context.Context, nc *nats.Conn, m *nats.Msg, opts ...PublishOpt) (*jetstream.PubAck, error) {
+	if m.Header == nil {
+		m.Header = make(nats.Header, len(opts))
+	}
+	for _, o := range opts {
+		o(m.Header)
+	}
 	return retry(ctx, firstWriteAttempt, func(ctx context.Context) (*jetstream.PubAck, error) {
-		return js.PublishMsg(ctx, m, opts...)
+		return request(ctx, nc, m)
 	})
+}
+
+// PublishOpt sets a header of a message sent with Publish: the headers
+// nats.go's publish options of the same names set.
+type PublishOpt func(nats.Header)
+
+// WithMsgID has the stream store the message once however often it is sent
+// (within the stream's duplicate window).
+func WithMsgID(id string) PublishOpt {
+	return func(h nats.Header) { h[jetstream.MsgIDHeader] = []string{id} }
+}
+
+// WithExpectStream refuses the message unless it lands in stream name.
+func WithExpectStream(name string) PublishOpt {
+	return func(h nats.Header) { h[jetstream.ExpectedStreamHeader] = []string{name} }
+}
+
+// WithExpectLastSequencePerSubject refuses the message unless the last
+// message on its subject has sequence seq (0: none).
+func WithExpectLastSequencePerSubject(seq uint64) PublishOpt {
+	return func(h nats.Header) { h[jetstream.ExpectedLastSubjSeqHeader] = []string{strconv.FormatUint(seq, 10)} }
+}
+
+// WithMsgTTL has the stream remove the message after ttl (rounded up to
+// whole seconds, the server's resolution).
+func WithMsgTTL(ttl time.Duration) PublishOpt {
+	return func(h nats.Header) { h[jetstream.MsgTTLHeader] = []string{roundTTL(ttl).String()} }
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // A write that finds no stream to take it (no responders: nothing stored)
@@ -101,33 +103,67 @@ func TestResentWriteFindsItsStoredCopy(t *testing.T) {
 		name string
 		ttl  time.Duration
 	}{{"update", 0}, {"update with ttl", 5 * time.Second}} {
-		m, opts, err := b.write("k", []byte("v2"), nil, rev, true, tc.ttl)
+		m, err := b.write("k", []byte("v2"), nil, rev, true, tc.ttl)
 		if err != nil {
 			t.Fatal(err)
 		}
 		// The first try: stored, its ack lost on the way.
-		ack, err := js.PublishMsg(ctx, m, opts...)
+		ack, err := js.PublishMsg(ctx, m)
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := b.send(ctx, "k", m, opts, 1)
+		got, err := b.send(ctx, "k", m, 1)
 		if err != nil || got != ack.Sequence {
 			t.Fatalf("%s: resend after a stored try = %d, %v; want revision %d", tc.name, got, err, ack.Sequence)
 		}
-		if first, err := b.send(ctx, "k", m, opts, 0); !errors.Is(err, ErrRevisionMismatch) {
+		if first, err := b.send(ctx, "k", m, 0); !errors.Is(err, ErrRevisionMismatch) {
 			t.Fatalf("%s: a first try at a stale revision = %d, %v; want a mismatch", tc.name, first, err)
 		}
 		rev = ack.Sequence
 	}
 	// Someone else wrote the key after the revision this write expects.
-	m, opts, err := b.write("k", []byte("mine"), nil, rev, true, 0)
+	m, err := b.write("k", []byte("mine"), nil, rev, true, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := b.Put(ctx, "k", []byte("theirs"), 0); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := b.send(ctx, "k", m, opts, 1); !errors.Is(err, ErrRevisionMismatch) {
+	if got, err := b.send(ctx, "k", m, 1); !errors.Is(err, ErrRevisionMismatch) {
 		t.Fatalf("resend whose check fails for another's write = %d, %v; want a mismatch", got, err)
+	}
+}
+
+// The hand-read acknowledgement must agree with encoding/json on every
+// answer the server gives, and fall back to it for anything unusual.
+func TestParseAck(t *testing.T) {
+	for _, tc := range []struct {
+		in     string
+		stream string
+		seq    uint64
+		err    error // nil: a good ack
+	}{
+		{`{"stream":"KV_coord-claims","seq":12}`, "KV_coord-claims", 12, nil},
+		{`{"stream":"S","seq":18446744073709551615}`, "S", 18446744073709551615, nil},
+		{`{"stream":"S","seq":7,"duplicate":true}`, "S", 7, nil},
+		{`{"stream":"S","domain":"hub","seq":7}`, "S", 7, nil},
+		{`{"stream":"S","seq":99999999999999999999}`, "", 0, jetstream.ErrInvalidJSAck},
+		{`{"stream":"S","seq":1x}`, "", 0, jetstream.ErrInvalidJSAck},
+		{`{"stream":"","seq":1}`, "", 0, jetstream.ErrInvalidJSAck},
+		{`{"seq":1}`, "", 0, jetstream.ErrInvalidJSAck},
+		{`not json`, "", 0, jetstream.ErrInvalidJSAck},
+		{``, "", 0, jetstream.ErrInvalidJSAck},
+		{`{"error":{"code":400,"err_code":10071,"description":"wrong last sequence: 5"},"stream":"S","seq":0}`, "", 0, ErrRevisionMismatch},
+	} {
+		ack, err := parseAck([]byte(tc.in))
+		if tc.err != nil {
+			if !errors.Is(mapError(err), tc.err) {
+				t.Errorf("parseAck(%s) = %v, %v; want %v", tc.in, ack, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || ack.Stream != tc.stream || ack.Sequence != tc.seq {
+			t.Errorf("parseAck(%s) = %+v, %v; want %s/%d", tc.in, ack, err, tc.stream, tc.seq)
+		}
 	}
 }
