@@ -315,7 +315,9 @@ func TestGrantNoteNamesTheWaiterAfter(t *testing.T) {
 	wkeys := make(map[string]string)
 	got := make(chan *Claim, len(names))
 	for _, name := range names {
-		c := newClient(t, srv, name)
+		// (Waits that find who queued behind them need no note naming
+		// it: TestWaiterFindsWhoQueuedBehindIt.)
+		c := newClient(t, srv, name, noLookBehind())
 		wkeys[subjects.WaiterKey(c.ID(), key)] = name
 		go func() {
 			cl, err := c.Acquire(ctx, "src/next.go")

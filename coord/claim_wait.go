@@ -185,6 +185,8 @@ func (q *waitQueue) wait(ctx context.Context, key, clean string, o claimOptions,
 	defer q.endWait()
 	renew := time.NewTimer(waiterTTL / 2)
 	defer renew.Stop()
+	behind := newBehind(c, key)
+	defer behind.stop()
 
 	for {
 		// Where does the claim stand? (Granted to us while we were away?)
@@ -261,6 +263,7 @@ func (q *waitQueue) wait(ctx context.Context, key, clean string, o claimOptions,
 		// (granted, or nudged after a release that found no one), the
 		// holder's lease to run out, or the end.
 		expiry.Reset(max(time.Until(e.Created.Add(cur.ttl())), 0) + 50*time.Millisecond)
+		behind.queuedAt(wrev)
 	waiting:
 		for {
 			select {
@@ -291,7 +294,7 @@ func (q *waitQueue) wait(ctx context.Context, key, clean string, o claimOptions,
 					break waiting
 				}
 				wrev = 0 // the releaser deleted our key with our grant
-				cl, err := q.granted(ctx, key, clean, wu, wake)
+				cl, err := q.granted(ctx, key, clean, wu, wake, behind.found())
 				if err != nil {
 					return nil, err
 				}
@@ -300,6 +303,8 @@ func (q *waitQueue) wait(ctx context.Context, key, clean string, o claimOptions,
 					break waiting
 				}
 				return cl, nil
+			case <-behind.timer.C:
+				behind.look()
 			case <-renew.C:
 				renew.Reset(waiterTTL / 2)
 				if wrev != 0 {
@@ -419,14 +424,18 @@ func (q *waitQueue) awaitMove(ctx context.Context, key string, rev uint64, wake 
 // on a single-replica bucket): only the record the note describes, carrying
 // our lease, makes us the holder, with its revision as token. nil, nil: the
 // grant is not backed.
-func (q *waitQueue) granted(ctx context.Context, key, clean string, wu wakeup, wake chan wakeup) (*Claim, error) {
+func (q *waitQueue) granted(ctx context.Context, key, clean string, wu wakeup, wake chan wakeup, own *nextRef) (*Claim, error) {
 	c := q.c
-	// Who comes after the waiter the note names as next, for our own
-	// release: looked up alongside the read below, not after it, which
-	// takes a round trip off a hand-over when the claim is held briefly.
+	// Who comes next, for our own release: the waiter we found queued
+	// behind us while we waited, else the one the note names. In the
+	// second case, who comes after that one, for our grant note, is looked
+	// up alongside the read below, not after it, which takes a round trip
+	// off a hand-over when the claim is held briefly.
 	var next waiterRef
 	var after chan *nextRef
-	if wu.Next != nil {
+	if own != nil {
+		next = waiterRef{key: own.Key, rev: own.Rev, rec: own.Rec}
+	} else if wu.Next != nil {
 		next = waiterRef{key: wu.Next.Key, rev: wu.Next.Rev, rec: wu.Next.Rec}
 		after = lookAhead(c, nil, func(ctx context.Context) *nextRef { return c.lookAfter(ctx, key, next) })
 	}
@@ -456,7 +465,7 @@ func (q *waitQueue) granted(ctx context.Context, key, clean string, wu wakeup, w
 		return nil, nil
 	}
 	cl := c.hold(key, e.Revision, rec, minTime(wu.ClaimedAt, time.Now()))
-	if after != nil {
+	if next.key != "" {
 		cl.lease.setSuccessor(next, after)
 	} else {
 		cl.lease.prefetchSuccessor()

@@ -47,6 +47,10 @@ type Client struct {
 	lazy lazyResources
 
 	refused *refusals // nil on a connection given with WithConn
+
+	// testHookBehind, when set, sees each look-up of who queued behind a
+	// wait (tests).
+	testHookBehind func(*nextRef)
 }
 
 // New connects (or wraps WithConn) and makes sure the claim buckets exist.

@@ -39,6 +39,9 @@ type options struct {
 	storage   jetstream.StorageType
 	bcastAge  time.Duration
 	handAge   time.Duration
+	// successorAfter is when a wait first looks up who queued behind it
+	// (see successorAfter); 0 turns the look-up off (tests of the note path).
+	successorAfter time.Duration
 }
 
 // Option configures a Client. Options validate their arguments: New fails
@@ -192,6 +195,8 @@ func defaultOptions() options {
 		storage:   jetstream.FileStorage,
 		bcastAge:  7 * 24 * time.Hour,
 		handAge:   30 * 24 * time.Hour,
+
+		successorAfter: successorAfter,
 	}
 }
 
