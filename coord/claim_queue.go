@@ -3,7 +3,6 @@ package coord
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"strings"
 	"sync"
 	"time"
@@ -72,7 +71,7 @@ func (q *waitQueue) ensureWatch(ctx context.Context) error {
 	if q.w != nil {
 		return nil
 	}
-	w, cancel, err := q.startWatch(ctx)
+	w, err := q.startWatch(ctx)
 	if err != nil {
 		return wrapNATS(err)
 	}
@@ -80,11 +79,9 @@ func (q *waitQueue) ensureWatch(ctx context.Context) error {
 	// Listen for reconnects before any wait relies on the watch.
 	reconnected := q.c.nc.StatusChanged(nats.CONNECTED)
 	if !q.c.goTracked(func(cctx context.Context) {
-		defer cancel()
 		q.dispatch(cctx, w, reconnected)
 	}) {
 		q.c.nc.RemoveStatusListener(reconnected)
-		cancel()
 		_ = w.Stop()
 		q.w = nil
 		return ErrClosed
@@ -92,55 +89,14 @@ func (q *waitQueue) ensureWatch(ctx context.Context) error {
 	return nil
 }
 
-// A try at creating the watch is bounded: on a cluster that has just lost
-// a node, the server can place the watch's consumer on that node and never
-// answer the create, and a node that has just restarted can drop the
-// request before its routes are up; a new try gets through. The first try
-// gets firstWatchAttempt, each next one twice as long, up to maxWatchAttempt.
-const (
-	firstWatchAttempt = 500 * time.Millisecond
-	maxWatchAttempt   = 3 * time.Second
-)
-
-// startWatch creates the watch on the client's waiter keys, retrying
-// unanswered creates (and unavailability) until ctx ends. The watch lives until the client
-// closes or cancel is called: nats.go unsubscribes a watch when the context
-// it was created with ends, so it must not be the caller's (an Acquire's
-// deadline would silently end every other wait's wake-ups).
-func (q *waitQueue) startWatch(ctx context.Context) (w *kvstore.Watcher, cancel context.CancelFunc, err error) {
-	retry := time.NewTimer(0)
-	defer retry.Stop()
-	limit := firstWatchAttempt
-	for {
-		wctx, wcancel := context.WithCancel(q.c.ctx)
-		attempt := time.AfterFunc(limit, wcancel)
-		limit = min(2*limit, maxWatchAttempt)
-		detach := context.AfterFunc(ctx, wcancel)
-		w, err = q.c.waiters.Watch(wctx, []string{subjects.WaiterClientFilter(q.c.id)}, kvstore.UpdatesOnly())
-		timedOut := !attempt.Stop()
-		callerDone := !detach()
-		if err == nil && !timedOut && !callerDone {
-			return w, wcancel, nil
-		}
-		wcancel()
-		if err == nil {
-			_ = w.Stop()
-			err = context.DeadlineExceeded
-		}
-		if ctx.Err() != nil {
-			return nil, nil, ctx.Err() // the caller's end
-		}
-		if !(timedOut || errors.Is(err, kvstore.ErrUnavailable)) {
-			return nil, nil, err // a lasting error
-		}
-		q.c.log.Debug().Err(err).Msg("creating the waiter watch failed; retrying")
-		retry.Reset(100 * time.Millisecond)
-		select {
-		case <-ctx.Done():
-			return nil, nil, ctx.Err()
-		case <-retry.C:
-		}
-	}
+// startWatch creates the watch on the client's waiter keys (each try
+// bounded and repeated, see kvstore.WatchUntil) until ctx ends. The watch
+// lives until the client closes or it is stopped: nats.go unsubscribes a
+// watch when the context it was created with ends, so it must not be the
+// caller's (an Acquire's deadline would silently end every other wait's
+// wake-ups).
+func (q *waitQueue) startWatch(ctx context.Context) (*kvstore.Watcher, error) {
+	return q.c.waiters.WatchUntil(q.c.ctx, ctx, []string{subjects.WaiterClientFilter(q.c.id)}, kvstore.UpdatesOnly())
 }
 
 // dispatch wakes the wait whose key was deleted or expired. It drains the
@@ -150,12 +106,6 @@ func (q *waitQueue) dispatch(ctx context.Context, w *kvstore.Watcher, reconnecte
 	// heartbeats go missing (about 20 s); watch again at once on reconnect
 	// and have every wait re-read where it stands.
 	defer q.c.nc.RemoveStatusListener(reconnected)
-	var cancels []context.CancelFunc // of the watches made after reconnects
-	defer func() {
-		for _, cancel := range cancels {
-			cancel()
-		}
-	}()
 	defer func() {
 		q.mu.Lock()
 		if q.w == w {
@@ -179,11 +129,8 @@ func (q *waitQueue) dispatch(ctx context.Context, w *kvstore.Watcher, reconnecte
 			// Bounded: right after a node is lost the create can go
 			// unanswered, and this goroutine delivers every wake-up.
 			rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
-			nw, ncancel, err := q.startWatch(rctx)
+			nw, err := q.startWatch(rctx)
 			rcancel()
-			if err == nil {
-				cancels = append(cancels, ncancel)
-			}
 			if err != nil {
 				q.c.log.Warn().Err(err).Msg("could not watch waiter keys again after reconnect; keeping the old watch")
 			} else {

@@ -150,8 +150,6 @@ func (c *Client) runWatch(ctx, clientCtx context.Context, kw *kvstore.Watcher, f
 	synced := false
 	var seen map[string]bool     // keys present in a resync's replay
 	var rewatch <-chan time.Time // set while a watch after reconnect is due
-	cancelWatch := func() {}     // ends the current watch's context
-	defer func() { cancelWatch() }()
 	for {
 		var (
 			e    kvstore.Event
@@ -171,24 +169,20 @@ func (c *Client) runWatch(ctx, clientCtx context.Context, kw *kvstore.Watcher, f
 			// Right after a restart JetStream may not answer yet: try
 			// again shortly rather than keep the stale watch.
 			rewatch = nil
-			// nats.go ends a watch when the context it was made with ends,
-			// so the attempt's bound cancels it only if it times out.
-			wctx, wcancel := context.WithCancel(ctx)
-			attempt := time.AfterFunc(2*time.Second, wcancel)
-			nw, err := c.claims.Watch(wctx, filters)
-			if !attempt.Stop() && err == nil {
-				_ = nw.Stop()
-				err = context.DeadlineExceeded
-			}
+			// Bounded (and ended by Close), so that this loop soon serves
+			// the caller again; the loop tries again after a pause.
+			actx, acancel := context.WithTimeout(ctx, 3*time.Second)
+			detach := context.AfterFunc(clientCtx, acancel)
+			nw, err := c.claims.WatchUntil(ctx, actx, filters)
+			detach()
+			acancel()
 			if err != nil {
-				wcancel()
 				c.log.Debug().Err(err).Msg("could not watch claims again after reconnect; retrying")
 				rewatch = time.After(250 * time.Millisecond)
 				continue
 			}
 			_ = kw.Stop()
-			cancelWatch()
-			kw, cancelWatch, synced, seen = nw, wcancel, false, make(map[string]bool)
+			kw, synced, seen = nw, false, make(map[string]bool)
 			continue
 		case raw, ok := <-kw.C():
 			e, open = kvstore.Convert(raw), ok

@@ -62,6 +62,13 @@ type consumerCreateResponse struct {
 	NumPending uint64    `json:"num_pending"`
 }
 
+// A consumer create's first try gets firstCreateAttempt, each next one
+// twice as long, up to maxCreateAttempt.
+const (
+	firstCreateAttempt = time.Second
+	maxCreateAttempt   = 4 * time.Second
+)
+
 // Server error codes of a consumer create whose name is taken.
 const (
 	errCodeConsumerExists    = 10148
@@ -126,6 +133,11 @@ func (c *Client) createListConsumer(ctx context.Context, stream, agent string, a
 	check := agent != c.opts.agent
 	start := rand.IntN(subjects.HandoffListSlots)
 	wait := 2 * time.Millisecond
+	// Each try is bounded: a create sent as a server restarts can go
+	// unanswered, and the caller's deadline may be far off. The next try
+	// takes the next slot (the unanswered one may have been created; the
+	// server removes it after consumerInactive).
+	limit := firstCreateAttempt
 	for {
 		for i := range subjects.HandoffListSlots {
 			name, err := subjects.HandoffListConsumer(c.opts.namespace, agent, archive, (start+i)%subjects.HandoffListSlots)
@@ -153,7 +165,14 @@ func (c *Client) createListConsumer(ctx context.Context, stream, agent string, a
 				return "", 0, fmt.Errorf("coord: encoding consumer request: %w", err)
 			}
 			subj := "$JS.API.CONSUMER.CREATE." + stream + "." + name + "." + filter
-			m, err := c.request(ctx, subj, data, check)
+			tctx, tcancel := context.WithTimeout(ctx, limit)
+			m, err := c.request(tctx, subj, data, check)
+			unanswered := tctx.Err() != nil && ctx.Err() == nil
+			tcancel()
+			if unanswered {
+				limit = min(2*limit, maxCreateAttempt)
+				continue
+			}
 			if err != nil {
 				return "", 0, fmt.Errorf("coord: listing handoffs of %s: %w", agent, err)
 			}

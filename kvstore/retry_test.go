@@ -3,6 +3,7 @@ package kvstore
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -165,5 +166,55 @@ func TestParseAck(t *testing.T) {
 		if err != nil || ack.Stream != tc.stream || ack.Sequence != tc.seq {
 			t.Errorf("parseAck(%s) = %+v, %v; want %s/%d", tc.in, ack, err, tc.stream, tc.seq)
 		}
+	}
+}
+
+// A watch whose first create goes unanswered (as one sent just as a server
+// restarts does) is created again after the try's bound, not left hanging
+// until the caller's deadline; the watch then works and lives on after the
+// call that made it.
+func TestWatchCreateRetriesUnansweredTry(t *testing.T) {
+	_, _, b := newBucket(t)
+	ctx := testCtx(t)
+	var tries atomic.Int32
+	create := watchCreate
+	watchCreate = func(ctx context.Context, kv jetstream.KeyValue, keys []string, opts ...WatchOption) (jetstream.KeyWatcher, error) {
+		if tries.Add(1) == 1 {
+			<-ctx.Done() // the first try's answer never comes
+			return nil, ctx.Err()
+		}
+		return create(ctx, kv, keys, opts...)
+	}
+	t.Cleanup(func() { watchCreate = create })
+	callCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	start := time.Now()
+	w, err := b.WatchUntil(ctx, callCtx, []string{"k"}, UpdatesOnly())
+	cancel() // the call is over; the watch lives on
+	if err != nil {
+		t.Fatalf("WatchUntil: %v after %d tries", err, tries.Load())
+	}
+	defer w.Stop()
+	if took := time.Since(start); tries.Load() != 2 || took > 5*time.Second {
+		t.Fatalf("%d tries in %v; want 2, well within the caller's 10 s", tries.Load(), took)
+	}
+	rev, err := b.Put(ctx, "k", []byte("v"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev, ok := w.Next(ctx); !ok || ev.Revision != rev {
+		t.Fatalf("watch after a retried create: %+v, %v; want revision %d", ev, ok, rev)
+	}
+
+	// A caller whose context ends while tries go unanswered gets its
+	// context's error, not a hang.
+	watchCreate = func(ctx context.Context, kv jetstream.KeyValue, keys []string, opts ...WatchOption) (jetstream.KeyWatcher, error) {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	start = time.Now()
+	if _, err := b.Watch(short, []string{"k"}); !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 2*time.Second {
+		t.Fatalf("Watch with every try unanswered = %v after %v; want the caller's deadline", err, time.Since(start))
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -12,7 +13,8 @@ import (
 // the latest revision of each (ending with a zero Entry whose Key is "" and
 // Initial is true), then every change as it happens. Close stops it.
 type Watcher struct {
-	kw jetstream.KeyWatcher
+	kw     jetstream.KeyWatcher
+	cancel context.CancelFunc // ends the context the watch was made with
 }
 
 // Event is one item from a Watcher.
@@ -31,17 +33,71 @@ func UpdatesOnly() WatchOption { return jetstream.UpdatesOnly() }
 // IgnoreDeletes leaves markers out of the initial values and the updates.
 func IgnoreDeletes() WatchOption { return jetstream.IgnoreDeletes() }
 
-// Watch starts watching keys matching filters (NATS wildcards allowed).
-// The caller must drain Updates promptly: the server's delivery to this
-// watcher stalls while its buffer is full.
+// Watch starts watching keys matching filters (NATS wildcards allowed),
+// until ctx ends or Stop is called. The caller must drain Updates promptly:
+// the server's delivery to this watcher stalls while its buffer is full.
 func (b *Bucket) Watch(ctx context.Context, filters []string, opts ...WatchOption) (*Watcher, error) {
-	// nats.go rewrites the slice it is given: pass a copy.
-	keys := append([]string(nil), filters...)
-	kw, err := b.kv.WatchFiltered(ctx, keys, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("kvstore: watching %s %v: %w", b.name, filters, mapError(err))
+	return b.WatchUntil(ctx, ctx, filters, opts...)
+}
+
+// A try at creating a watch (its consumer) is bounded: on a cluster that
+// has just lost a node, the server can place the consumer on that node and
+// never answer, and a node that has just restarted can drop the request
+// before its routes are up; a new try gets through. The first try gets
+// firstWatchAttempt, each next one twice as long, up to maxWatchAttempt.
+const (
+	firstWatchAttempt = 500 * time.Millisecond
+	maxWatchAttempt   = 3 * time.Second
+)
+
+// watchCreate makes the nats.go watch; tests replace it to lose tries.
+var watchCreate = func(ctx context.Context, kv jetstream.KeyValue, keys []string, opts ...WatchOption) (jetstream.KeyWatcher, error) {
+	return kv.WatchFiltered(ctx, keys, opts...)
+}
+
+// WatchUntil is Watch for a watch that outlives the call making it: it
+// lives until life ends (or Stop), and tries at creating it, each bounded
+// and repeated while unanswered or refused as unavailable, go on until ctx
+// ends.
+func (b *Bucket) WatchUntil(life, ctx context.Context, filters []string, opts ...WatchOption) (*Watcher, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, defaultTimeout)
+		defer cancel()
 	}
-	return &Watcher{kw: kw}, nil
+	limit := firstWatchAttempt
+	pause := firstRetryPause
+	for {
+		// nats.go ends a watch when the context it was made with ends, so
+		// the try's bound cancels that context only if the try times out.
+		wctx, wcancel := context.WithCancel(life)
+		attempt := time.AfterFunc(limit, wcancel)
+		detach := context.AfterFunc(ctx, wcancel)
+		// nats.go rewrites the slice it is given: pass a copy.
+		kw, err := watchCreate(wctx, b.kv, append([]string(nil), filters...), opts...)
+		timedOut, callerDone := !attempt.Stop(), !detach()
+		if err == nil && !timedOut && !callerDone {
+			return &Watcher{kw: kw, cancel: wcancel}, nil
+		}
+		wcancel()
+		if err == nil {
+			_ = kw.Stop()
+			err = context.DeadlineExceeded
+		}
+		switch {
+		case ctx.Err() != nil:
+			return nil, fmt.Errorf("kvstore: watching %s %v: %w", b.name, filters, mapError(ctx.Err()))
+		case life.Err() != nil:
+			return nil, fmt.Errorf("kvstore: watching %s %v: %w", b.name, filters, mapError(life.Err()))
+		case !(timedOut || transient(err)):
+			return nil, fmt.Errorf("kvstore: watching %s %v: %w", b.name, filters, mapError(err))
+		}
+		if !sleep(ctx, pause) {
+			return nil, fmt.Errorf("kvstore: watching %s %v: %w", b.name, filters, mapError(ctx.Err()))
+		}
+		pause = min(2*pause, maxRetryPause)
+		limit = min(2*limit, maxWatchAttempt)
+	}
 }
 
 // Next blocks for the next event. ok is false when the watcher was stopped
@@ -84,6 +140,7 @@ func convert(e jetstream.KeyValueEntry) Event {
 
 // Stop ends the watch; Next then returns ok == false.
 func (w *Watcher) Stop() error {
+	defer w.cancel()
 	err := w.kw.Stop()
 	if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return err
