@@ -63,7 +63,14 @@ func (w waiterRecord) encode() []byte {
 // (ErrTimeout when its deadline passed). Waiters are served in arrival order:
 // a release hands the claim straight to the oldest waiter, and a waiter is
 // woken by a push on its own key, not by polling.
-func (c *Client) Acquire(ctx context.Context, path string, opts ...ClaimOption) (*Claim, error) {
+func (c *Client) Acquire(ctx context.Context, path string, opts ...ClaimOption) (cl *Claim, err error) {
+	defer func() {
+		// A wait cut short by Close fails on a closed connection, or on
+		// the client's context: it was the Close.
+		if err != nil && c.ctx.Err() != nil && !errors.Is(err, ErrClosed) {
+			err = fmt.Errorf("%w: %w", ErrClosed, err)
+		}
+	}()
 	key, clean, err := c.claimKey(path)
 	if err != nil {
 		return nil, err

@@ -209,3 +209,21 @@ func TestAcquireFairness(t *testing.T) {
 		t.Fatalf("fairness %.2f (min %d, mean %.1f): an agent was starved; want >= 0.5", ratio, minTurns, mean)
 	}
 }
+
+// Closing a client ends its blocked Acquire with ErrClosed, however far
+// the wait had got (a request cut off by the closed connection included).
+func TestAcquireEndsWithErrClosedOnClose(t *testing.T) {
+	srv := testenv.Start(t)
+	ctx := testCtx(t, 20*time.Second)
+	a := newClient(t, srv, "alice")
+	b := newClient(t, srv, "bob")
+	if _, err := a.TryAcquire(ctx, "closing"); err != nil {
+		t.Fatal(err)
+	}
+	got := acquireAsync(t, b, "closing", 15*time.Second)
+	queued(t, b, "closing")
+	b.Close()
+	if r := <-got; !errors.Is(r.err, ErrClosed) {
+		t.Fatalf("Acquire across Close: %v, %v; want ErrClosed", r.cl, r.err)
+	}
+}

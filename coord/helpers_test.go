@@ -192,3 +192,16 @@ func afterRestart(ctx context.Context, op func(context.Context) error) error {
 		}
 	}
 }
+
+// releaseGrant takes the next claim an Acquire delivered on got, checks it
+// is agent's, and releases it.
+func releaseGrant(ctx context.Context, t *testing.T, got <-chan *Claim, agent string) {
+	t.Helper()
+	cl := <-got
+	if cl == nil || cl.Agent != agent {
+		t.Fatalf("grant: %+v, want %s's", cl, agent)
+	}
+	if err := cl.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
