@@ -47,6 +47,9 @@ type Client struct {
 	lazy lazyResources
 
 	refused *refusals // nil on a connection given with WithConn
+	// shared is the entry of the connection's shared buckets this client
+	// uses (WithConn only; see shared.go).
+	shared *sharedKey
 
 	// testHookBehind, when set, sees each look-up of who queued behind a
 	// wait (tests).
@@ -109,7 +112,11 @@ func New(ctx context.Context, opts ...Option) (*Client, error) {
 		return nil, err
 	}
 	c.js = js
-	if err := c.provisionClaims(ctx); err != nil {
+	provision := c.provisionClaims
+	if !c.ownConn {
+		provision = c.provisionShared
+	}
+	if err := provision(ctx); err != nil {
 		err = c.deniedHint(err)
 		c.closeConn()
 		return nil, err
@@ -204,6 +211,9 @@ func (c *Client) Close() error {
 		l.lose(fmt.Errorf("%w: client closed", ErrClaimLost))
 	}
 	c.queue.stop()
+	if c.shared != nil {
+		releaseShared(*c.shared)
+	}
 	c.closeConn()
 	return nil
 }
