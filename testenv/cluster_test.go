@@ -31,6 +31,27 @@ func createR3Bucket(t *testing.T, c *Cluster) jetstream.KeyValue {
 	return kv
 }
 
+// getRetry reads key until it can, each try bounded: a read sent just as a
+// node restarts can be dropped unanswered, and would otherwise hold the
+// whole deadline.
+func getRetry(t *testing.T, kv jetstream.KeyValue, key string, within time.Duration) (jetstream.KeyValueEntry, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	for {
+		gctx, gcancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		e, err := kv.Get(gctx, key)
+		gcancel()
+		if err == nil || ctx.Err() != nil {
+			return e, err
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
 // putRetry writes through a failover: the first writes after a crash can
 // time out until a new leader is elected.
 func putRetry(t *testing.T, kv jetstream.KeyValue, key, val string, within time.Duration) time.Duration {
@@ -66,15 +87,7 @@ func TestClusterRestartKeepsData(t *testing.T) {
 	c.Node(0).Stop()
 	c.Node(0).Start()
 	c.WaitBucketCurrent("b", 30*time.Second)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	var e jetstream.KeyValueEntry
-	var err error
-	for {
-		if e, err = kv.Get(ctx, "k"); err == nil || ctx.Err() != nil {
-			break
-		}
-	}
+	e, err := getRetry(t, kv, "k", 10*time.Second)
 	if err != nil || string(e.Value()) != "v1" {
 		t.Fatalf("after restarts: got %v, %v; want v1", e, err)
 	}
