@@ -235,10 +235,10 @@ func (b *Bucket) write(key string, value []byte, hdr nats.Header, expect uint64,
 		hdr = make(nats.Header, 3)
 	}
 	if check {
-		WithExpectLastSequencePerSubject(expect)(hdr)
+		expectLastSeq(hdr, expect)
 	}
 	if ttl > 0 {
-		WithMsgTTL(ttl)(hdr)
+		setTTL(hdr, ttl)
 	}
 	hdr[hdrWriteID] = []string{nuid.Next()}
 	return &nats.Msg{Subject: subj, Data: value, Header: hdr}, nil

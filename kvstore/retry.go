@@ -17,13 +17,13 @@ import (
 //
 //   - no responders, and a "JetStream temporarily unavailable" (503) answer:
 //     nothing was done, so any request, a write included, is safe to repeat;
-//   - a read that goes unanswered: reads are idempotent, and right after a
-//     node restarts a read can be dropped on the floor (the restarted server
-//     is not the stream's leader and its routes are not up yet). A read's
-//     first try gets firstReadAttempt, each next one twice as long, up to
-//     maxReadAttempt; an answer normally takes a millisecond, so a resend
-//     under load costs little. A write that goes unanswered is not repeated:
-//     it may have been stored.
+//   - a request that goes unanswered: right after a node restarts a request
+//     can be dropped on the floor (the restarted server is not the stream's
+//     leader and its routes are not up yet). A read's first try gets
+//     firstReadAttempt, a write's firstWriteAttempt, each next one twice as
+//     long, up to maxReadAttempt; an answer normally takes a millisecond, so
+//     a resend under load costs little. Reads are idempotent; a write is
+//     sent again only when that is safe (see Bucket.send and Publish).
 const (
 	firstReadAttempt = 250 * time.Millisecond
 	// firstWriteAttempt bounds a write's first try (see Bucket.send).
@@ -40,8 +40,8 @@ var errDirectTimeout = errors.New("direct get timed out")
 
 // retry runs op until it succeeds, fails for good, or ctx ends. With
 // attempt > 0 each try is bounded (attempt, then twice that, up to
-// maxReadAttempt) and an unanswered try is repeated: only for reads.
-// The error returned is mapped (mapError).
+// maxReadAttempt) and an unanswered try is repeated: only for requests
+// that are safe to repeat. The error returned is mapped (mapError).
 func retry[T any](ctx context.Context, attempt time.Duration, op func(context.Context) (T, error)) (T, error) {
 	// One context per try at most (none when the caller's deadline comes
 	// before the try's bound): requests are the hot path of every claim.
@@ -135,6 +135,17 @@ func WithMsgID(id string) PublishOpt {
 	return func(h nats.Header) { h[jetstream.MsgIDHeader] = []string{id} }
 }
 
+// expectLastSeq and setTTL set the headers of WithExpectLastSequencePerSubject
+// and WithMsgTTL; Bucket writes call them directly (no option value on the
+// hot path).
+func expectLastSeq(h nats.Header, seq uint64) {
+	h[jetstream.ExpectedLastSubjSeqHeader] = []string{strconv.FormatUint(seq, 10)}
+}
+
+func setTTL(h nats.Header, ttl time.Duration) {
+	h[jetstream.MsgTTLHeader] = []string{roundTTL(ttl).String()}
+}
+
 // WithExpectStream refuses the message unless it lands in stream name.
 func WithExpectStream(name string) PublishOpt {
 	return func(h nats.Header) { h[jetstream.ExpectedStreamHeader] = []string{name} }
@@ -143,11 +154,11 @@ func WithExpectStream(name string) PublishOpt {
 // WithExpectLastSequencePerSubject refuses the message unless the last
 // message on its subject has sequence seq (0: none).
 func WithExpectLastSequencePerSubject(seq uint64) PublishOpt {
-	return func(h nats.Header) { h[jetstream.ExpectedLastSubjSeqHeader] = []string{strconv.FormatUint(seq, 10)} }
+	return func(h nats.Header) { expectLastSeq(h, seq) }
 }
 
 // WithMsgTTL has the stream remove the message after ttl (rounded up to
 // whole seconds, the server's resolution).
 func WithMsgTTL(ttl time.Duration) PublishOpt {
-	return func(h nats.Header) { h[jetstream.MsgTTLHeader] = []string{roundTTL(ttl).String()} }
+	return func(h nats.Header) { setTTL(h, ttl) }
 }

@@ -65,6 +65,9 @@ func (b *Bucket) WatchUntil(life, ctx context.Context, filters []string, opts ..
 		ctx, cancel = context.WithTimeout(ctx, defaultTimeout)
 		defer cancel()
 	}
+	fail := func(err error) (*Watcher, error) {
+		return nil, fmt.Errorf("kvstore: watching %s %v: %w", b.name, filters, mapError(err))
+	}
 	limit := firstWatchAttempt
 	pause := firstRetryPause
 	for {
@@ -86,14 +89,14 @@ func (b *Bucket) WatchUntil(life, ctx context.Context, filters []string, opts ..
 		}
 		switch {
 		case ctx.Err() != nil:
-			return nil, fmt.Errorf("kvstore: watching %s %v: %w", b.name, filters, mapError(ctx.Err()))
+			return fail(ctx.Err())
 		case life.Err() != nil:
-			return nil, fmt.Errorf("kvstore: watching %s %v: %w", b.name, filters, mapError(life.Err()))
+			return fail(life.Err())
 		case !(timedOut || transient(err)):
-			return nil, fmt.Errorf("kvstore: watching %s %v: %w", b.name, filters, mapError(err))
+			return fail(err)
 		}
 		if !sleep(ctx, pause) {
-			return nil, fmt.Errorf("kvstore: watching %s %v: %w", b.name, filters, mapError(ctx.Err()))
+			return fail(ctx.Err())
 		}
 		pause = min(2*pause, maxRetryPause)
 		limit = min(2*limit, maxWatchAttempt)
